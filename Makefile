@@ -1,0 +1,55 @@
+# The front door: `make help` lists the targets. Every target installs what it needs itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its dev tools
+
+fmt: install ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: install ## ruff, ruff format --check, mypy --strict, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+schemas: install ## Regenerate the derived-event JSON Schema files in schemas/json/
+	$(BIN)/python -m schemas.export
+
+test-unit: install ## Unit and property tests of the pure core (no network)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: install ## Install everything and run lint plus the whole test suite
+	$(MAKE) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+replay: install ## Replay a raw log: make replay FILE=bodies.jsonl [ARGS=--summary]
+	$(BIN)/python -m processor replay $(FILE) $(ARGS)
+
+bench: install ## Micro-benchmarks (not tests); writes bench/out/
+	$(BIN)/python -m bench.fold
+
+run: install ## Run the whole system locally
+	@echo "make run will start an embedded Kafka broker, the ingest on :8080 and the processor."
+	@echo "Not wired yet: the ingest (issue 3) and the processor (issue 4) come next."
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: help install fmt lint schemas test-unit test replay bench run clean

@@ -1,0 +1,1 @@
+"""Stateless HTTP shim: verify NCS callbacks and publish their raw bodies to Kafka."""

@@ -1,0 +1,1 @@
+"""Wire types: raw NCS callbacks, derived events and recording snapshots (pydantic)."""
