@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+KAFKA_JARS := .cache/kafka-jars
+KAFKA_STAMP := $(KAFKA_JARS)/.resolved
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -18,6 +20,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
+
+# Apache Kafka's jars from Maven Central (deploy/kafka/pom.xml), for the embedded broker of tests and `make run`.
+$(KAFKA_STAMP): deploy/kafka/pom.xml
+	rm -rf $(KAFKA_JARS)
+	cd deploy/kafka && mvn -B -q -Dstyle.color=never dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS) -DincludeScope=runtime
+	touch $(KAFKA_STAMP)
+
+kafka-jars: $(KAFKA_STAMP) ## Resolve the embedded Kafka broker's jars into .cache/ (needs Java 17 and Maven)
 
 fmt: install ## Format and autofix with ruff
 	$(BIN)/ruff format .
@@ -35,7 +45,10 @@ schemas: install ## Regenerate the derived-event JSON Schema files in schemas/js
 test-unit: install ## Unit and property tests of the pure core (no network)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: install ## Install everything and run lint plus the whole test suite
+test-integration: install kafka-jars ## Integration tests against a real embedded Kafka broker
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: install kafka-jars ## Install everything and run lint plus the whole test suite
 	$(MAKE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -52,4 +65,4 @@ run: install ## Run the whole system locally
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install fmt lint schemas test-unit test replay bench run clean
+.PHONY: help install kafka-jars fmt lint schemas test-unit test-integration test replay bench run clean

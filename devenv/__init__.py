@@ -1,0 +1,1 @@
+"""Development environment: an embedded Kafka broker, topic creation and `make run`."""

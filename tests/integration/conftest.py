@@ -1,0 +1,38 @@
+"""Fixtures of the integration tier: one real Kafka broker per session, a fresh topic per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+
+from devenv.kafka import EmbeddedKafka
+from devenv.topics import TopicSpec, ensure_topics
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[EmbeddedKafka]:
+    """Start one real broker for the whole session (never stopped by a test)."""
+    with EmbeddedKafka(log_level="WARN") as broker:
+        yield broker
+
+
+@pytest.fixture
+def bootstrap_servers(kafka: EmbeddedKafka) -> str:
+    """Return the session broker's address."""
+    return kafka.bootstrap_servers
+
+
+@pytest.fixture
+def topic_factory(bootstrap_servers: str) -> TopicFactory:
+    """Create a topic with a unique name for the calling test and return that name."""
+
+    async def create(prefix: str = "test", *, partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex}"
+        await ensure_topics(bootstrap_servers, [TopicSpec(name, partitions=partitions)])
+        return name
+
+    return create

@@ -1,0 +1,58 @@
+"""The embedded broker and idempotent topic creation work against a real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from devenv.kafka import EmbeddedKafka, free_port, metadata_answers
+from devenv.topics import TopicSpec, ensure_topics
+from tests.integration.conftest import TopicFactory
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_the_session_broker_answers_metadata_requests(kafka: EmbeddedKafka) -> None:
+    assert kafka.is_running()
+    assert await metadata_answers(kafka.bootstrap_servers)
+
+
+async def test_a_closed_port_does_not_answer_metadata_requests() -> None:
+    assert not await metadata_answers(f"127.0.0.1:{free_port()}", timeout_s=0.5)
+
+
+async def test_ensure_topics_is_idempotent_and_grows_partitions(bootstrap_servers: str) -> None:
+    spec = TopicSpec("idempotent-topic", partitions=2, configs={"retention.ms": "3600000"})
+    await ensure_topics(bootstrap_servers, [spec])
+    await ensure_topics(bootstrap_servers, [spec])
+    await ensure_topics(bootstrap_servers, [TopicSpec("idempotent-topic", partitions=3)])
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics(["idempotent-topic"])
+    finally:
+        await admin.close()
+    assert len(described["partitions"]) == 3
+
+
+async def test_a_record_produced_with_acks_all_is_consumed_back(
+    bootstrap_servers: str, topic_factory: TopicFactory
+) -> None:
+    topic = await topic_factory()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"value", key=b"key")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=10)
+    finally:
+        await consumer.stop()
+    assert (record.key, record.value) == (b"key", b"value")
