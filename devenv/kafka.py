@@ -168,6 +168,7 @@ class EmbeddedKafka:
         """Stop the broker (SIGTERM, then SIGKILL after a bound) and remove its directory."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused JVM would not act on SIGTERM
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=self.stop_timeout_s)
@@ -178,6 +179,16 @@ class EmbeddedKafka:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered or acknowledged."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused broker carry on (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def is_running(self) -> bool:
         """Return whether the broker process is alive."""
@@ -198,9 +209,7 @@ class EmbeddedKafka:
         return config
 
     def _format_storage(self, workdir: Path, config: Path) -> None:
-        command = self._java(
-            workdir, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config)
-        )
+        command = self._java(workdir, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config))
         result = subprocess.run(  # noqa: S603  # fixed argv, no shell
             [*command, "--standalone"], capture_output=True, timeout=60, check=False
         )

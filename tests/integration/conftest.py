@@ -21,6 +21,13 @@ def kafka() -> Iterator[EmbeddedKafka]:
 
 
 @pytest.fixture
+def short_lived_kafka() -> Iterator[EmbeddedKafka]:
+    """Start a broker of the test's own, for outages (pause, stop) that must not touch the session's."""
+    with EmbeddedKafka(log_level="WARN") as broker:
+        yield broker
+
+
+@pytest.fixture
 def bootstrap_servers(kafka: EmbeddedKafka) -> str:
     """Return the session broker's address."""
     return kafka.bootstrap_servers
@@ -28,11 +35,11 @@ def bootstrap_servers(kafka: EmbeddedKafka) -> str:
 
 @pytest.fixture
 def topic_factory(bootstrap_servers: str) -> TopicFactory:
-    """Create a topic with a unique name for the calling test and return that name."""
+    """Create a topic with a unique name for the calling test (on the session broker by default)."""
 
-    async def create(prefix: str = "test", *, partitions: int = 1) -> str:
+    async def create(prefix: str = "test", *, partitions: int = 1, bootstrap: str = bootstrap_servers) -> str:
         name = f"{prefix}-{uuid.uuid4().hex}"
-        await ensure_topics(bootstrap_servers, [TopicSpec(name, partitions=partitions)])
+        await ensure_topics(bootstrap, [TopicSpec(name, partitions=partitions)])
         return name
 
     return create
