@@ -24,9 +24,7 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
-async def ensure_topics(
-    bootstrap_servers: str, specs: Iterable[TopicSpec], *, timeout_s: float = 10.0
-) -> None:
+async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], *, timeout_s: float = 10.0) -> None:
     """Create the topics that do not exist yet and grow the ones that have fewer partitions than asked."""
     wanted = {spec.name: spec for spec in specs}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
