@@ -1,0 +1,243 @@
+"""The fold: reorder, then apply. The one code path the agent, `replay` and the tests all run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from processor.core import codes
+from processor.core.machine import Recording, apply, event_ms
+from processor.core.reorder import Delivered, Gap, Released, ReorderBuffer, ReorderPolicy, SequenceSet
+from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID, Callback
+from schemas.derived import DerivedEvent, SequenceGapDetected
+from schemas.state import RecordingState, StreamState
+
+#: The console's address check sends signed test events on this channel (spec README): never a recording.
+CONSOLE_CHECK_CHANNEL = "test_webhook"
+#: `missing_sequences` lists at most this many numbers (a bogus huge `sequence` must not blow up a snapshot).
+MISSING_SEQUENCES_LIMIT = 10_000
+
+SkipReason = Literal["other_product", "console_check"]
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One recording as the processor keeps it: its facts and its reorder buffer."""
+
+    recording: Recording
+    buffer: ReorderBuffer
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one delivery (or one tick) did: the derived events, and facts for metrics."""
+
+    derived: list[DerivedEvent] = field(default_factory=list)
+    duplicate: bool = False
+    #: Callbacks applied (in order or late).
+    applied: int = 0
+    late: int = 0
+    gaps: int = 0
+
+
+def track(sid: str, policy: ReorderPolicy | None = None) -> Tracked:
+    """Start tracking a recording never seen before."""
+    return Tracked(Recording(sid), ReorderBuffer(policy or ReorderPolicy()))
+
+
+def skip_reason(callback: Callback) -> SkipReason | None:
+    """Say why a callback is not part of any recording, or None if it is."""
+    if callback.productId != CLOUD_RECORDING_PRODUCT_ID:
+        return "other_product"
+    if callback.payload.cname == CONSOLE_CHECK_CHANNEL:
+        return "console_check"
+    return None
+
+
+def handle(tracked: Tracked, callback: Callback, *, now_ms: int) -> Step:
+    """Offer one delivery to the buffer, apply what it releases, and skip holes that waited too long."""
+    released = tracked.buffer.offer(callback, now_ms)
+    if released is None:
+        tracked.recording.duplicates += 1
+        return Step(duplicate=True)
+    return _apply_released(tracked.recording, released + tracked.buffer.expire(now_ms))
+
+
+def tick(tracked: Tracked, *, now_ms: int) -> Step:
+    """Let time pass without a delivery: skip holes older than the gap timeout."""
+    return _apply_released(tracked.recording, tracked.buffer.expire(now_ms))
+
+
+def finish(tracked: Tracked) -> Step:
+    """End of input: release everything still buffered, in order, reporting each hole."""
+    return _apply_released(tracked.recording, tracked.buffer.drain())
+
+
+def _apply_released(recording: Recording, released: Released) -> Step:
+    derived: list[DerivedEvent] = []
+    applied = late = gaps = 0
+    for item in released:
+        if isinstance(item, Delivered):
+            derived += apply(recording, item.callback, late=item.late)
+            applied += 1
+            late += item.late
+        else:
+            derived.append(_gap_event(recording, item))
+            gaps += 1
+    recording.late_events += late
+    recording.gaps += gaps
+    return Step(derived=derived, applied=applied, late=late, gaps=gaps)
+
+
+def _gap_event(recording: Recording, gap: Gap) -> SequenceGapDetected:
+    span = f"{gap.missing_from}-{gap.missing_to}"
+    return SequenceGapDetected(
+        event_id=f"{recording.sid}:{gap.uid}:{span}:sequence_gap",
+        sid=recording.sid,
+        cname=recording.cname or gap.next_callback.payload.cname,
+        uid=gap.uid,
+        at_ms=event_ms(gap.next_callback),
+        missing_from=gap.missing_from,
+        missing_to=gap.missing_to,
+        missing_count=gap.missing_to - gap.missing_from + 1,
+        reason=gap.reason,
+    )
+
+
+@dataclass(slots=True)
+class Fold:
+    """Many recordings folded side by side, keyed by sid: what `replay` and the tests drive."""
+
+    policy: ReorderPolicy = field(default_factory=ReorderPolicy)
+    recordings: dict[str, Tracked] = field(default_factory=dict)
+    skipped: dict[SkipReason, int] = field(default_factory=dict)
+
+    def receive(self, callback: Callback, *, now_ms: int) -> Step:
+        """Fold one delivery into its recording (skipping, and counting, what belongs to none)."""
+        reason = skip_reason(callback)
+        if reason is not None:
+            self.skip(reason)
+            return Step()
+        sid = callback.payload.sid
+        tracked = self.recordings.get(sid)
+        if tracked is None:
+            tracked = self.recordings[sid] = track(sid, self.policy)
+        return handle(tracked, callback, now_ms=now_ms)
+
+    def skip(self, reason: SkipReason) -> None:
+        """Count a delivery that belongs to no recording."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def finish(self) -> list[DerivedEvent]:
+        """Flush every recording's buffer; return what that derives."""
+        return [event for tracked in self.recordings.values() for event in finish(tracked).derived]
+
+    def snapshots(self) -> list[RecordingState]:
+        """Return every recording's snapshot, by sid."""
+        return [snapshot(self.recordings[sid]) for sid in sorted(self.recordings)]
+
+
+def delivery_clock_ms(callback: Callback) -> int:
+    """Return the time a delivery stands for when no wall clock is at hand: NCS's `notifyMs` (else `sendts`)."""
+    return callback.notifyMs if callback.notifyMs is not None else event_ms(callback)
+
+
+def fold_all(callbacks: Iterable[Callback], policy: ReorderPolicy | None = None) -> Fold:
+    """Fold deliveries in arrival order, using each one's `notifyMs` as the clock, then flush."""
+    fold = Fold(policy or ReorderPolicy())
+    for callback in callbacks:
+        fold.receive(callback, now_ms=delivery_clock_ms(callback))
+    fold.finish()
+    return fold
+
+
+def snapshot(tracked: Tracked) -> RecordingState:
+    """Describe one recording as a RecordingState."""
+    rec, buffer = tracked.recording, tracked.buffer
+    received = _union(lane.received for lane in buffer.lanes.values())
+    last_sequence = received.highest()
+    return RecordingState(
+        sid=rec.sid,
+        cname=rec.cname,
+        status=rec.status,
+        uid=rec.uid,
+        failovers=len(rec.failovers),
+        discontinuities=len(rec.discontinuities),
+        discontinuity_ms=rec.discontinuity_ms,
+        files=tuple(sorted(rec.files)),
+        duplicates=rec.duplicates,
+        missing_sequences=_missing(received),
+        last_sequence=last_sequence,
+        exit_status=rec.exit_status[1] if rec.exit_status else None,
+        fatal_errors=rec.fatal_errors,
+        status_name=codes.STATUS_NAMES.get(rec.status, f"status_{rec.status}"),
+        uids=_uid_history(rec),
+        failover_history=tuple(rec.failovers),
+        discontinuities_by_track=_by_track(rec),
+        file_details=tuple(info for _, (_, info) in sorted(rec.files.items())),
+        streams=tuple(
+            StreamState(stream_uid=stream_uid, media=media, receiving=receiving, changed_at_ms=changed_at)
+            for (stream_uid, media), (_, receiving, changed_at) in sorted(rec.streams.items())
+        ),
+        upload_progress=_value(rec.upload_progress),
+        recording_mode=_value(rec.recording_mode),
+        errors=rec.errors,
+        warnings=rec.warnings,
+        last_error=_value(rec.last_error),
+        last_warning=_value(rec.last_warning),
+        leave_code=_value(rec.leave_code),
+        leave_reasons=codes.leave_reasons(rec.leave_code[1]) if rec.leave_code else (),
+        vod_video_id=_value(rec.vod_video_id),
+        vod_triggered=rec.vod_triggered,
+        unknown_events=rec.unknown_events,
+        first_event_ms=rec.first_event_ms,
+        last_event_ms=rec.last_event_ms,
+        ended=rec.ended,
+        events_applied=rec.events_applied,
+        gaps=rec.gaps,
+        late_events=rec.late_events,
+        buffered=buffer.buffered(),
+    )
+
+
+def _value(entry: tuple[object, T] | None) -> T | None:
+    return entry[1] if entry is not None else None
+
+
+def _union(sets: Iterable[SequenceSet]) -> SequenceSet:
+    """Merge the received numbers of every lane into one set of ranges."""
+    merged: list[list[int]] = []
+    for low, high in sorted((low, high) for numbers in sets for low, high in numbers.ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return SequenceSet(merged)
+
+
+def _missing(received: SequenceSet) -> tuple[int, ...]:
+    """List the numbers below the highest received that never arrived (at most MISSING_SEQUENCES_LIMIT)."""
+    missing: list[int] = []
+    expected = 0
+    for low, high in received.ranges:
+        room = MISSING_SEQUENCES_LIMIT - len(missing)
+        missing.extend(range(expected, min(low, expected + room)))
+        expected = high + 1
+    return tuple(missing)
+
+
+def _uid_history(rec: Recording) -> tuple[str, ...]:
+    uids = [rec.first_uid[1]] if rec.first_uid else []
+    for record in rec.failovers:
+        uids += [record.old_uid, record.new_uid]
+    return tuple(dict.fromkeys(uid for uid in uids if uid))
+
+
+def _by_track(rec: Recording) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for stream_uid, track_type, _, _ in rec.discontinuities:
+        name = f"{stream_uid}/{track_type}"
+        counts[name] = counts.get(name, 0) + 1
+    return counts

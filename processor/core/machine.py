@@ -1,0 +1,411 @@
+"""The state machine of one recording: `apply` folds one released callback into its facts.
+
+Facts that several callbacks can set (stream state, progress, last error, ...) keep the value with the
+highest `OrderKey` (event time, uid, sequence) instead of the last one applied, and counters count each
+discontinuity and failover once. So the outcome does not depend on how callbacks of different recorder
+uids interleave, and a late callback never moves anything backwards: the status only ever rises along the
+lifecycle (`codes.status_rank`) and stops at a terminal status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, assert_never
+
+from processor.core import codes
+from schemas.callbacks import (
+    Backuped,
+    Callback,
+    CloudRecordingError,
+    CloudRecordingFileInfos,
+    CloudRecordingStatusUpdate,
+    CloudRecordingWarning,
+    RecorderAudioStreamStateChanged,
+    RecorderLeave,
+    RecorderSliceStart,
+    RecorderStarted,
+    RecorderVideoStreamStateChanged,
+    SessionExit,
+    SessionFailover,
+    UnknownEvent,
+    Uploaded,
+    UploadedFile,
+    UploaderStarted,
+    UploadingProgress,
+    VodStarted,
+    VodTriggered,
+)
+from schemas.derived import (
+    DerivedEvent,
+    FailedOver,
+    FilesUploaded,
+    RecorderLeft,
+    RecordingErrored,
+    RecordingWarned,
+    SessionEnded,
+    SessionSummary,
+    SliceDiscontinuityDetected,
+    StatusChanged,
+    StreamStateChanged,
+    UnknownEventReceived,
+    UploadedFileInfo,
+    UploadProgressed,
+    VodUploadStarted,
+    VodUploadTriggered,
+)
+from schemas.state import ErrorRecord, FailoverRecord
+
+#: (event time ms, uid, sequence): a total order of callbacks that does not depend on arrival.
+OrderKey = tuple[int, str, int]
+Media = Literal["audio", "video"]
+Derived = list[DerivedEvent]
+
+
+@dataclass(slots=True)
+class Recording:
+    """What is known about one recording (`sid`), built only by `apply`."""
+
+    sid: str
+    cname: str = ""
+    status: int = 0
+    #: uid of the earliest callback: the recorder before any failover.
+    first_uid: tuple[OrderKey, str] | None = None
+    #: Failovers ordered by event time; the active uid is the last one's new uid.
+    failovers: list[FailoverRecord] = field(default_factory=list)
+    #: (streamUid, trackType, discontinueUtcMs, startUtcMs) of every discontinuity counted.
+    discontinuities: set[tuple[str, str, int, int]] = field(default_factory=set)
+    discontinuity_ms: int = 0
+    files: dict[str, tuple[OrderKey, UploadedFileInfo]] = field(default_factory=dict)
+    exit_status: tuple[OrderKey, int] | None = None
+    errors: int = 0
+    fatal_errors: int = 0
+    warnings: int = 0
+    last_error: tuple[OrderKey, ErrorRecord] | None = None
+    last_warning: tuple[OrderKey, ErrorRecord] | None = None
+    leave_code: tuple[OrderKey, int] | None = None
+    #: (streamUid, "audio" | "video") → (key, receiving, changed at ms).
+    streams: dict[tuple[str, Media], tuple[OrderKey, bool, int]] = field(default_factory=dict)
+    upload_progress: tuple[OrderKey, int] | None = None
+    recording_mode: tuple[OrderKey, int] | None = None
+    vod_video_id: tuple[OrderKey, str] | None = None
+    vod_triggered: bool = False
+    unknown_events: int = 0
+    first_event_ms: int | None = None
+    last_event_ms: int | None = None
+    ended: bool = False
+    events_applied: int = 0
+    # Delivery statistics, kept here by the fold so that `session_ended` can report them.
+    duplicates: int = 0
+    gaps: int = 0
+    late_events: int = 0
+
+    @property
+    def uid(self) -> str:
+        """Return the active recorder uid."""
+        if self.failovers:
+            return self.failovers[-1].new_uid
+        return self.first_uid[1] if self.first_uid else ""
+
+
+def event_ms(callback: Callback) -> int:
+    """Return the callback's event time: `sendts`, else the envelope's `notifyMs`."""
+    payload = callback.payload
+    return payload.sendts if payload.sendts is not None else (callback.notifyMs or 0)
+
+
+def apply(recording: Recording, callback: Callback, *, late: bool = False) -> Derived:
+    """Fold one callback, released in order (or late), into the recording; return the derived events."""
+    key = (event_ms(callback), callback.payload.uid, callback.payload.sequence)
+    _note_delivery(recording, callback, key)
+    origin = _Origin(recording, callback, key[0], late)
+    match callback:
+        case CloudRecordingError():  # 1
+            return _on_error(recording, callback, key, origin)
+        case CloudRecordingWarning():  # 2
+            return _on_warning(recording, callback, key, origin)
+        case CloudRecordingStatusUpdate():  # 3
+            return _on_status_update(recording, callback, key, origin)
+        case CloudRecordingFileInfos():  # 4
+            return _on_files(recording, callback, callback.payload.details.fileList, key, origin)
+        case SessionExit():  # 11
+            return _on_exit(recording, callback, key, origin)
+        case SessionFailover():  # 12
+            return _on_failover(recording, callback, origin)
+        case UploaderStarted() | RecorderStarted():  # 30, 40
+            return _raise_status(recording, callback, origin)
+        case Uploaded() | Backuped():  # 31, 32
+            return _on_files(recording, callback, callback.payload.details.fileList, key, origin)
+        case UploadingProgress():  # 33
+            return _on_progress(recording, callback, key, origin)
+        case RecorderLeave():  # 41
+            return _on_leave(recording, callback, key, origin)
+        case RecorderSliceStart():  # 42
+            return _on_slice_start(recording, callback, origin)
+        case RecorderAudioStreamStateChanged():  # 43
+            return _on_stream_state(recording, callback, key, origin, "audio")
+        case RecorderVideoStreamStateChanged():  # 44
+            return _on_stream_state(recording, callback, key, origin, "video")
+        case VodStarted():  # 60
+            return _on_vod_started(recording, callback, key, origin)
+        case VodTriggered():  # 61
+            recording.vod_triggered = True
+            return [VodUploadTriggered(**origin.fields("vod_triggered"))]
+        case UnknownEvent():  # 13, 45, 70–73, 80/81, 90, 100, 1001, ...
+            recording.unknown_events += 1
+            details = callback.payload.details.model_dump()
+            fields = origin.fields("unknown_event")
+            return [UnknownEventReceived(**fields, event_type=callback.eventType, details=details)]
+        case _:
+            assert_never(callback)
+
+
+class _Origin:
+    """The fields every derived event of one callback shares."""
+
+    __slots__ = ("at_ms", "base", "prefix")
+
+    def __init__(self, recording: Recording, callback: Callback, at_ms: int, late: bool) -> None:
+        payload = callback.payload
+        self.at_ms = at_ms
+        self.prefix = f"{recording.sid}:{payload.uid}:{payload.sequence}:"
+        self.base: dict[str, Any] = {
+            "sid": recording.sid,
+            "cname": recording.cname,
+            "uid": payload.uid,
+            "sequence": payload.sequence,
+            "at_ms": at_ms,
+            "late": late,
+        }
+
+    def fields(self, kind: str) -> dict[str, Any]:
+        """Return the shared fields with the event id of `kind`."""
+        return {**self.base, "event_id": self.prefix + kind}
+
+
+def _newer(current: tuple[OrderKey, Any] | None, key: OrderKey) -> bool:
+    return current is None or key > current[0]
+
+
+def _note_delivery(recording: Recording, callback: Callback, key: OrderKey) -> None:
+    recording.events_applied += 1
+    if not recording.cname:
+        recording.cname = callback.payload.cname
+    if recording.first_uid is None or key < recording.first_uid[0]:
+        recording.first_uid = (key, callback.payload.uid)
+    at_ms = key[0]
+    if recording.first_event_ms is None or at_ms < recording.first_event_ms:
+        recording.first_event_ms = at_ms
+    if recording.last_event_ms is None or at_ms > recording.last_event_ms:
+        recording.last_event_ms = at_ms
+
+
+def _move_status(recording: Recording, to_status: int, callback: Callback, origin: _Origin) -> Derived:
+    """Raise the status to `to_status` unless it is terminal or already as far along the lifecycle."""
+    from_status = recording.status
+    if from_status in codes.TERMINAL_STATUSES or codes.status_rank(to_status) <= codes.status_rank(from_status):
+        return []
+    recording.status = to_status
+    cause = f"{callback.eventType} {codes.EVENT_NAMES.get(callback.eventType, 'unknown')}"
+    name = codes.STATUS_NAMES.get(to_status, f"status_{to_status}")
+    fields = origin.fields("status_changed")
+    return [StatusChanged(**fields, from_status=from_status, to_status=to_status, to_status_name=name, cause=cause)]
+
+
+def _raise_status(recording: Recording, callback: Callback, origin: _Origin) -> Derived:
+    floor = codes.STATUS_FLOOR_BY_EVENT_TYPE[callback.eventType]
+    return _move_status(recording, floor, callback, origin)
+
+
+def _on_status_update(
+    recording: Recording, callback: CloudRecordingStatusUpdate, key: OrderKey, origin: _Origin
+) -> Derived:
+    details = callback.payload.details
+    if details.recordingMode is not None and _newer(recording.recording_mode, key):
+        recording.recording_mode = (key, details.recordingMode)
+    _add_files(recording, details.fileList, key)
+    return _move_status(recording, details.status, callback, origin)
+
+
+def _on_error(recording: Recording, callback: CloudRecordingError, key: OrderKey, origin: _Origin) -> Derived:
+    details = callback.payload.details
+    fatal = details.errorLevel == codes.FATAL_ERROR_LEVEL
+    recording.errors += 1
+    recording.fatal_errors += fatal
+    if _newer(recording.last_error, key):
+        error = ErrorRecord(
+            module=details.module,
+            code=details.errorCode,
+            level=details.errorLevel,
+            message=details.errorMsg,
+            at_ms=key[0],
+        )
+        recording.last_error = (key, error)
+    return [
+        RecordingErrored(
+            **origin.fields("recording_error"),
+            module=details.module,
+            error_level=details.errorLevel,
+            error_code=details.errorCode,
+            stat=details.stat,
+            message=details.errorMsg,
+            fatal=fatal,
+        )
+    ]
+
+
+def _on_warning(recording: Recording, callback: CloudRecordingWarning, key: OrderKey, origin: _Origin) -> Derived:
+    details = callback.payload.details
+    recording.warnings += 1
+    if _newer(recording.last_warning, key):
+        warning = ErrorRecord(module=details.module, code=details.warnCode, level=None, message="", at_ms=key[0])
+        recording.last_warning = (key, warning)
+    fields = origin.fields("recording_warning")
+    return [RecordingWarned(**fields, module=details.module, warn_code=details.warnCode)]
+
+
+def _add_files(recording: Recording, files: tuple[UploadedFile, ...], key: OrderKey) -> None:
+    for file in files:
+        current = recording.files.get(file.fileName)
+        # A name alone (events 3, 4) never replaces the full entry of 31/32.
+        if current is None or (key > current[0] and file.trackType is not None):
+            recording.files[file.fileName] = (key, _file_info(file))
+
+
+def _file_info(file: UploadedFile) -> UploadedFileInfo:
+    return UploadedFileInfo(
+        file_name=file.fileName,
+        track_type=file.trackType,
+        uid=file.uid,
+        mixed_all_user=file.mixedAllUser,
+        is_playable=file.isPlayable,
+        slice_start_time=file.sliceStartTime,
+    )
+
+
+def _on_files(
+    recording: Recording,
+    callback: CloudRecordingFileInfos | Uploaded | Backuped,
+    files: tuple[UploadedFile, ...],
+    key: OrderKey,
+    origin: _Origin,
+) -> Derived:
+    _add_files(recording, files, key)
+    uploaded = FilesUploaded(
+        **origin.fields("files_uploaded"),
+        files=tuple(_file_info(file) for file in files),
+        all_uploaded=not isinstance(callback, CloudRecordingFileInfos),
+        via_backup=isinstance(callback, Backuped),
+    )
+    return [uploaded, *_raise_status(recording, callback, origin)]
+
+
+def _on_exit(recording: Recording, callback: SessionExit, key: OrderKey, origin: _Origin) -> Derived:
+    exit_status = callback.payload.details.exitStatus
+    if _newer(recording.exit_status, key):
+        recording.exit_status = (key, exit_status)
+    # Anything but the documented 0 (normal) is taken as abnormal.
+    to_status = codes.STATUS_BY_EXIT_STATUS.get(exit_status, 20)
+    derived = _move_status(recording, to_status, callback, origin)
+    if recording.ended:
+        return derived
+    recording.ended = True
+    return [*derived, SessionEnded(**origin.fields("session_ended"), summary=_summary(recording, key[0]))]
+
+
+def _summary(recording: Recording, ended_ms: int) -> SessionSummary:
+    return SessionSummary(
+        status=recording.status,
+        exit_status=recording.exit_status[1] if recording.exit_status else None,
+        duration_ms=max(0, ended_ms - (recording.first_event_ms or ended_ms)),
+        files=tuple(sorted(recording.files)),
+        discontinuities=len(recording.discontinuities),
+        discontinuity_ms=recording.discontinuity_ms,
+        failovers=len(recording.failovers),
+        gaps=recording.gaps,
+        duplicates=recording.duplicates,
+        fatal_errors=recording.fatal_errors,
+    )
+
+
+def _on_failover(recording: Recording, callback: SessionFailover, origin: _Origin) -> Derived:
+    new_uid = str(callback.payload.details.newUid)
+    # A failover notice sent twice (once per uid, spec README "Failover") is one failover.
+    if any(record.new_uid == new_uid for record in recording.failovers):
+        return []
+    notice_uid = callback.payload.uid
+    old_uid = notice_uid if notice_uid != new_uid else recording.uid
+    record = FailoverRecord(old_uid=old_uid, new_uid=new_uid, at_ms=origin.at_ms)
+    recording.failovers.append(record)
+    recording.failovers.sort(key=lambda r: (r.at_ms, r.new_uid))
+    fields = origin.fields("failover")
+    return [FailedOver(**fields, old_uid=old_uid, new_uid=new_uid, failovers=len(recording.failovers))]
+
+
+def _on_progress(recording: Recording, callback: UploadingProgress, key: OrderKey, origin: _Origin) -> Derived:
+    progress = callback.payload.details.progress
+    if _newer(recording.upload_progress, key):
+        recording.upload_progress = (key, progress)
+    return [UploadProgressed(**origin.fields("upload_progress"), progress=progress)]
+
+
+def _on_leave(recording: Recording, callback: RecorderLeave, key: OrderKey, origin: _Origin) -> Derived:
+    leave_code = callback.payload.details.leaveCode
+    if _newer(recording.leave_code, key):
+        recording.leave_code = (key, leave_code)
+    left = RecorderLeft(
+        **origin.fields("recorder_left"), leave_code=leave_code, reasons=codes.leave_reasons(leave_code)
+    )
+    return [left, *_raise_status(recording, callback, origin)]
+
+
+def _on_slice_start(recording: Recording, callback: RecorderSliceStart, origin: _Origin) -> Derived:
+    details = callback.payload.details
+    gap_ms = details.startUtcMs - details.discontinueUtcMs
+    identity = (details.streamUid, details.trackType, details.discontinueUtcMs, details.startUtcMs)
+    # Equal times open a normal slice; the same hole reported twice (by two uids) counts once.
+    if gap_ms <= 0 or identity in recording.discontinuities:
+        return []
+    recording.discontinuities.add(identity)
+    recording.discontinuity_ms += gap_ms
+    return [
+        SliceDiscontinuityDetected(
+            **origin.fields("slice_discontinuity"),
+            stream_uid=details.streamUid,
+            track_type=details.trackType,
+            gap_ms=gap_ms,
+            discontinue_utc_ms=details.discontinueUtcMs,
+            start_utc_ms=details.startUtcMs,
+        )
+    ]
+
+
+def _on_stream_state(
+    recording: Recording,
+    callback: RecorderAudioStreamStateChanged | RecorderVideoStreamStateChanged,
+    key: OrderKey,
+    origin: _Origin,
+    media: Media,
+) -> Derived:
+    details = callback.payload.details
+    changed_at = details.UtcMs if details.UtcMs is not None else key[0]
+    stream_key = (changed_at, key[1], key[2])
+    receiving = details.state == codes.STREAM_RECEIVING
+    current = recording.streams.get((details.streamUid, media))
+    if current is not None and (stream_key <= current[0] or current[1] == receiving):
+        if stream_key > current[0]:
+            recording.streams[(details.streamUid, media)] = (stream_key, receiving, current[2])
+        return []
+    recording.streams[(details.streamUid, media)] = (stream_key, receiving, changed_at)
+    fields = origin.fields("stream_state_changed")
+    return [
+        StreamStateChanged(
+            **fields, stream_uid=details.streamUid, media=media, receiving=receiving, changed_at_ms=changed_at
+        )
+    ]
+
+
+def _on_vod_started(recording: Recording, callback: VodStarted, key: OrderKey, origin: _Origin) -> Derived:
+    video_id = callback.payload.details.aliVodInfo.videoId
+    if _newer(recording.vod_video_id, key):
+        recording.vod_video_id = (key, video_id)
+    return [VodUploadStarted(**origin.fields("vod_started"), video_id=video_id)]

@@ -1,0 +1,201 @@
+"""Reorder buffer of one recording: releases callbacks in `sequence` order, drops duplicates, gives up on holes.
+
+One lane per recorder uid. Whether a failover restarts `sequence` under the new uid is documented nowhere
+(spec README, "Failover"), so the identity of a delivery is (uid, sequence), never sequence alone, and a lane
+does not assume where it starts: 0 always may, and so may the number right after a failover notice that names
+its uid (the counter continued). A lane that holds callbacks behind a missing number waits at most the gap
+timeout, or until it holds `max_buffered` callbacks, then skips the hole and reports it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from schemas.callbacks import Callback, SessionFailover
+
+GapReason = Literal["timeout", "buffer_full", "end_of_input"]
+
+DEFAULT_GAP_TIMEOUT_MS = 30_000
+DEFAULT_MAX_BUFFERED = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ReorderPolicy:
+    """How long and how much a lane may wait for a missing sequence number."""
+
+    gap_timeout_ms: int = DEFAULT_GAP_TIMEOUT_MS
+    #: Per recorder uid: a lane holding more skips its hole at once.
+    max_buffered: int = DEFAULT_MAX_BUFFERED
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A callback released to the state machine; `late` if its hole had already been skipped."""
+
+    callback: Callback
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Sequence numbers of one uid given up on, released just before `next_callback`."""
+
+    uid: str
+    missing_from: int
+    missing_to: int
+    reason: GapReason
+    next_callback: Callback
+
+
+Released = list[Delivered | Gap]
+
+
+class SequenceSet:
+    """A set of non-negative ints stored as sorted, disjoint inclusive ranges: a gapless run costs one range."""
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: list[list[int]] | None = None) -> None:
+        self.ranges: list[list[int]] = ranges if ranges is not None else []
+
+    def add(self, number: int) -> bool:
+        """Add `number`; return False if it was already there."""
+        ranges = self.ranges
+        if ranges and ranges[-1][1] + 1 == number:  # the common case: the next number of a run
+            ranges[-1][1] = number
+            return True
+        index = bisect_right(ranges, number, key=lambda r: r[0])
+        if index and ranges[index - 1][1] >= number:
+            return False
+        joins_left = index > 0 and ranges[index - 1][1] + 1 == number
+        joins_right = index < len(ranges) and ranges[index][0] - 1 == number
+        if joins_left and joins_right:
+            ranges[index - 1][1] = ranges.pop(index)[1]
+        elif joins_left:
+            ranges[index - 1][1] = number
+        elif joins_right:
+            ranges[index][0] = number
+        else:
+            ranges.insert(index, [number, number])
+        return True
+
+    def __contains__(self, number: int) -> bool:
+        index = bisect_right(self.ranges, number, key=lambda r: r[0])
+        return index > 0 and self.ranges[index - 1][1] >= number
+
+    def __iter__(self) -> Iterator[int]:
+        for low, high in self.ranges:
+            yield from range(low, high + 1)
+
+    def highest(self) -> int | None:
+        """Return the largest number, or None when empty."""
+        return self.ranges[-1][1] if self.ranges else None
+
+
+@dataclass(slots=True)
+class Lane:
+    """The callbacks of one recorder uid, waiting for their turn."""
+
+    uid: str
+    #: Numbers that may open the lane: 0, plus the number after each failover notice naming this uid.
+    starts: set[int] = field(default_factory=lambda: {0})
+    #: The number the lane releases next; None until it knows where it starts.
+    next_sequence: int | None = None
+    received: SequenceSet = field(default_factory=SequenceSet)
+    #: sequence → (callback, arrival time ms) of callbacks held behind a missing number.
+    pending: dict[int, tuple[Callback, int]] = field(default_factory=dict)
+
+    def release(self) -> Released:
+        """Release the run of consecutive callbacks at the head of the lane."""
+        if self.next_sequence is None:
+            if not self.pending or (lowest := min(self.pending)) not in self.starts:
+                return []
+            self.next_sequence = lowest
+        released: Released = []
+        while (entry := self.pending.pop(self.next_sequence, None)) is not None:
+            released.append(Delivered(entry[0]))
+            self.next_sequence += 1
+        return released
+
+    def skip_hole(self, reason: GapReason) -> Released:
+        """Stop waiting for the missing numbers before the lowest held callback."""
+        lowest = min(self.pending)
+        expected = self.next_sequence
+        if expected is None:
+            expected = max(start for start in self.starts if start <= lowest)
+        self.next_sequence = lowest
+        gap = Gap(self.uid, expected, lowest - 1, reason, self.pending[lowest][0])
+        return ([gap] if expected < lowest else []) + self.release()
+
+    def waiting_since(self) -> int:
+        """Return when the oldest held callback arrived (the hole is as old as that)."""
+        return min(arrived for _, arrived in self.pending.values())
+
+
+@dataclass(slots=True)
+class ReorderBuffer:
+    """All lanes of one recording, and the latest time it has seen."""
+
+    policy: ReorderPolicy = field(default_factory=ReorderPolicy)
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    #: Highest `now_ms` offered: delivery clocks (notifyMs) may step back, the buffer's never does.
+    clock_ms: int = 0
+
+    def offer(self, callback: Callback, now_ms: int) -> Released | None:
+        """Take one delivery; return what it releases, or None if it is a duplicate."""
+        self.clock_ms = max(self.clock_ms, now_ms)
+        lane = self.lane(callback.payload.uid)
+        sequence = callback.payload.sequence
+        if not lane.received.add(sequence):
+            return None
+        if lane.next_sequence is not None and sequence < lane.next_sequence:
+            released: Released = [Delivered(callback, late=True)]
+        else:
+            lane.pending[sequence] = (callback, self.clock_ms)
+            released = lane.release()
+            if len(lane.pending) > self.policy.max_buffered:
+                released += lane.skip_hole("buffer_full")
+        if isinstance(callback, SessionFailover):
+            released += self._open_after_failover(callback)
+        return released
+
+    def expire(self, now_ms: int) -> Released:
+        """Skip every hole that has been waited for longer than the gap timeout."""
+        self.clock_ms = max(self.clock_ms, now_ms)
+        deadline = self.clock_ms - self.policy.gap_timeout_ms
+        released: Released = []
+        for lane in self.lanes.values():
+            while lane.pending and lane.waiting_since() <= deadline:
+                released += lane.skip_hole("timeout")
+        return released
+
+    def drain(self) -> Released:
+        """Release everything held, in order, reporting every hole (end of input)."""
+        released: Released = []
+        for lane in self.lanes.values():
+            while lane.pending:
+                released += lane.skip_hole("end_of_input")
+        return released
+
+    def lane(self, uid: str) -> Lane:
+        """Return the lane of `uid`, opening it on first sight."""
+        lane = self.lanes.get(uid)
+        if lane is None:
+            lane = self.lanes[uid] = Lane(uid)
+        return lane
+
+    def buffered(self) -> int:
+        """Return how many callbacks wait behind missing numbers."""
+        return sum(len(lane.pending) for lane in self.lanes.values())
+
+    def _open_after_failover(self, notice: SessionFailover) -> Released:
+        # If the counter continues under the new uid, its first number follows the notice's own number
+        # (or is the notice's number when the notice already carries the new uid).
+        new_uid = str(notice.payload.details.newUid)
+        sequence = notice.payload.sequence
+        lane = self.lane(new_uid)
+        lane.starts.add(sequence if notice.payload.uid == new_uid else sequence + 1)
+        return lane.release()
