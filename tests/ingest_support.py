@@ -22,6 +22,8 @@ class MemoryPublisher:
         self.available = True
         #: While set to an unset Event, publishes wait for it: the test decides when the "broker" acks.
         self.ack_gate: asyncio.Event | None = None
+        #: Publishes waiting for their acknowledgement right now.
+        self.pending = 0
         self._timeout_s = timeout_s
         self._started = False
 
@@ -32,10 +34,13 @@ class MemoryPublisher:
         if not (self._started and self.available):
             raise PublishFailed("destination unavailable")
         if self.ack_gate is not None:
+            self.pending += 1
             try:
                 await asyncio.wait_for(self.ack_gate.wait(), self._timeout_s)
             except TimeoutError:
                 raise PublishFailed(f"no acknowledgement within {self._timeout_s}s") from None
+            finally:
+                self.pending -= 1
         self.records.append(record)
 
     async def ready(self) -> bool:

@@ -1,0 +1,94 @@
+"""The ingest's aiohttp application: `init_app(settings)` wires routes, state and the producer's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ingest import handlers
+from ingest.keys import DRAINING, INGEST, PUBLISHER, REGISTRY, SETTINGS
+from ingest.metrics import IngestMetrics
+from ingest.publisher import KafkaPublisher, Publisher
+from ingest.service import Ingest, Provider
+from ingest.settings import PROVIDERS, IngestSettings
+from ingest.signature import SCHEMES
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PATH = "/v1/callbacks/{provider:" + "|".join(PROVIDERS) + "}"
+
+
+def kafka_publisher(settings: IngestSettings) -> KafkaPublisher:
+    """Return the production publisher described by the settings."""
+    return KafkaPublisher(
+        bootstrap_servers=settings.bootstrap_servers,
+        topic=settings.raw_topic,
+        timeout_s=settings.publish_timeout_s,
+        linger_ms=settings.linger_ms,
+        client_id=f"ingest-{settings.instance_id}",
+    )
+
+
+def providers(settings: IngestSettings) -> dict[str, Provider]:
+    """Return each provider with its signature schemes and secrets."""
+    return {
+        name: Provider(name, SCHEMES[name], settings.secrets_of(name), allow_unsigned=settings.allow_unsigned)
+        for name in PROVIDERS
+    }
+
+
+async def publisher_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Start the publisher with the app; on shutdown, after in-flight requests, flush and stop it."""
+    publisher = app[PUBLISHER]
+    await publisher.start()
+    yield
+    await publisher.stop()
+
+
+async def begin_draining(app: web.Application) -> None:
+    """Mark the app as draining: /readyz fails while in-flight requests finish."""
+    app[DRAINING]["draining"] = True
+    log.info("draining: no new connections, finishing in-flight requests")
+
+
+def init_app(
+    settings: IngestSettings, publisher: Publisher | None = None, registry: CollectorRegistry | None = None
+) -> web.Application:
+    """Build the ingest application; the publisher defaults to Kafka as configured."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[handlers.observe])
+    registry = registry if registry is not None else CollectorRegistry()
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[PUBLISHER] = publisher if publisher is not None else kafka_publisher(settings)
+    app[DRAINING] = {"draining": False}
+    app[INGEST] = Ingest(
+        providers=providers(settings),
+        publisher=app[PUBLISHER],
+        metrics=IngestMetrics.create(registry),
+        instance_id=settings.instance_id,
+    )
+    _warn_about_unsigned(app[INGEST])
+    app.cleanup_ctx.append(publisher_lifecycle)
+    app.on_shutdown.append(begin_draining)
+    app.router.add_post(CALLBACK_PATH, handlers.post_callback)
+    app.router.add_get(CALLBACK_PATH, handlers.probe_callback)  # HEAD too (aiohttp adds it)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics)
+    return app
+
+
+def _warn_about_unsigned(ingest: Ingest) -> None:
+    for provider in ingest.providers.values():
+        if provider.secrets:
+            continue
+        if provider.allow_unsigned:
+            log.warning(
+                "UNSIGNED CALLBACKS ACCEPTED: %s has no secret and INGEST_ALLOW_UNSIGNED is set (local only)",
+                provider.name,
+            )
+        else:
+            log.warning("%s has no secret configured: all of its callbacks will be refused (401)", provider.name)

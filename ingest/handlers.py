@@ -1,0 +1,80 @@
+"""HTTP handlers: thin glue between aiohttp requests and the Ingest service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingest.keys import DRAINING, INGEST, PUBLISHER, REGISTRY, SETTINGS
+from ingest.service import Outcome, Result
+
+#: NCS only counts a 200 with a JSON body as delivered; its content is ignored.
+OK_BODY = b"{}"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _ok() -> web.Response:
+    return web.Response(body=OK_BODY, content_type="application/json")
+
+
+async def post_callback(request: web.Request) -> web.Response:
+    """Verify, validate and durably publish one callback; 200 only after the broker's acknowledgement."""
+    ingest = request.app[INGEST]
+    received_ms = ingest.clock_ms()
+    provider = ingest.providers[request.match_info["provider"]]
+    raw = await request.read()  # raises 413 past the app's client_max_size
+    result = await ingest.receive(provider, raw, request.headers, received_ms=received_ms)
+    if result.status == 200:
+        return _ok()
+    headers = {"Retry-After": str(request.app[SETTINGS].retry_after_s)} if result.status == 503 else None
+    return web.json_response({"error": result.reason}, status=result.status, headers=headers)
+
+
+async def probe_callback(request: web.Request) -> web.Response:
+    """Answer GET/HEAD on a callback address with 200, so an address check by NCS succeeds."""
+    ingest = request.app[INGEST]
+    ingest.count(request.match_info["provider"], Result(Outcome.PROBE, 200))
+    return _ok()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Answer 200 while the process serves requests (liveness)."""
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Answer 200 only while the broker answers and the process is not draining (readiness)."""
+    if request.app[DRAINING]["draining"]:
+        return web.json_response({"status": "draining"}, status=503)
+    if not await request.app[PUBLISHER].ready():
+        return web.json_response({"status": "broker unreachable"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Expose the Prometheus metrics of this process."""
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+_OUTCOME_OF_STATUS = {405: Outcome.METHOD_NOT_ALLOWED, 413: Outcome.TOO_LARGE}
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Track requests in flight; count and JSON-encode the errors aiohttp raises itself (405, 413)."""
+    ingest = request.app[INGEST]
+    with ingest.metrics.in_flight.track_inprogress():
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            provider = request.match_info.get("provider") or request.path.rsplit("/", 1)[-1]
+            outcome = _OUTCOME_OF_STATUS.get(exc.status)
+            if outcome is None or exc.status < 400:
+                raise
+            ingest.count(provider if provider in ingest.providers else "unknown", Result(outcome, exc.status))
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)

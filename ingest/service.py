@@ -1,0 +1,130 @@
+"""What happens to one callback: verify, validate, publish the raw bytes, decide the answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ingest.callback import Callback, InvalidCallback, inspect
+from ingest.metrics import IngestMetrics
+from ingest.publisher import Publisher, PublishFailed, RawRecord
+from ingest.signature import Scheme, has_signature, verify
+
+log = logging.getLogger(__name__)
+
+#: The `signature` header of records accepted without verification (INGEST_ALLOW_UNSIGNED, local only).
+UNSIGNED = "unsigned"
+
+
+class Outcome(StrEnum):
+    """How a request ended: the `outcome` label of ingest_requests_total."""
+
+    PUBLISHED = "published"
+    TEST_EVENT = "test_event"
+    PROBE = "probe"
+    BAD_SIGNATURE = "bad_signature"
+    BAD_REQUEST = "bad_request"
+    TOO_LARGE = "too_large"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The answer to give: its HTTP status, and the reason for a refusal."""
+
+    outcome: Outcome
+    status: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One NCS sender (Agora, anyRTC): its signature schemes and secrets."""
+
+    name: str
+    schemes: tuple[Scheme, ...]
+    secrets: tuple[bytes, ...]
+    allow_unsigned: bool = False
+
+
+class Ingest:
+    """Turn callbacks into durable raw records; 200 only once the publisher acknowledged the write."""
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, Provider],
+        publisher: Publisher,
+        metrics: IngestMetrics,
+        instance_id: str,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.providers = providers
+        self.publisher = publisher
+        self.metrics = metrics
+        self.instance_id = instance_id
+        self.clock_ms = clock_ms
+
+    async def receive(self, provider: Provider, raw: bytes, headers: Mapping[str, str], *, received_ms: int) -> Result:
+        """Handle one POSTed body and return the answer (outcomes are counted here)."""
+        self.metrics.body_bytes.labels(provider.name).observe(len(raw))
+        signature = self._verify(provider, raw, headers)
+        if signature is None:
+            return self.count(provider.name, Result(Outcome.BAD_SIGNATURE, 401, "invalid or missing signature"))
+        try:
+            callback = inspect(raw)
+        except InvalidCallback as exc:
+            log.info("callback refused", extra={"provider": provider.name, "reason": str(exc)})
+            return self.count(provider.name, Result(Outcome.BAD_REQUEST, 400, str(exc)))
+        if callback.is_test:
+            # The console's address check: answer it, but never let it become a recording.
+            log.info("console test event answered", extra={"provider": provider.name})
+            return self.count(provider.name, Result(Outcome.TEST_EVENT, 200))
+        record = self._record(provider, raw, callback, signature=signature, received_ms=received_ms)
+        return self.count(provider.name, await self._publish(provider, record))
+
+    def count(self, provider: str, result: Result) -> Result:
+        """Count the request's outcome and return the result unchanged."""
+        self.metrics.requests.labels(provider, result.outcome.value).inc()
+        return result
+
+    def _verify(self, provider: Provider, raw: bytes, headers: Mapping[str, str]) -> str | None:
+        if not provider.secrets and provider.allow_unsigned:
+            return UNSIGNED
+        match = verify(raw, headers, provider.secrets, schemes=provider.schemes)
+        if match is not None:
+            return match.header
+        reason = "mismatch" if has_signature(headers, schemes=provider.schemes) else "missing"
+        self.metrics.signature_failures.labels(provider.name, reason).inc()
+        # Never the body: it is unauthenticated input.
+        log.warning("signature refused", extra={"provider": provider.name, "reason": reason, "bytes": len(raw)})
+        return None
+
+    def _record(
+        self, provider: Provider, raw: bytes, callback: Callback, *, signature: str, received_ms: int
+    ) -> RawRecord:
+        headers = [
+            ("received-at-ms", str(received_ms).encode()),
+            ("provider", provider.name.encode()),
+            ("signature", signature.encode()),
+            ("ingest-instance", self.instance_id.encode()),
+        ]
+        if callback.notice_id is not None:
+            headers.append(("notice-id", callback.notice_id.encode()))
+        # The value is the body exactly as received: its signature stays verifiable downstream.
+        return RawRecord(key=callback.sid.encode(), value=raw, headers=tuple(headers))
+
+    async def _publish(self, provider: Provider, record: RawRecord) -> Result:
+        began = time.perf_counter()
+        try:
+            await self.publisher.publish(record)
+        except PublishFailed as exc:
+            log.error("publish failed: answering 503", extra={"provider": provider.name, "error": str(exc)})
+            return Result(Outcome.UNAVAILABLE, 503, "the callback could not be stored; retry later")
+        finally:
+            self.metrics.publish_seconds.labels(provider.name).observe(time.perf_counter() - began)
+        return Result(Outcome.PUBLISHED, 200)
