@@ -58,9 +58,8 @@ replay: install ## Replay a raw log: make replay FILE=bodies.jsonl [ARGS=--summa
 bench: install ## Micro-benchmarks (not tests); writes bench/out/
 	$(BIN)/python -m bench.fold
 
-run: install ## Run the whole system locally
-	@echo "make run will start an embedded Kafka broker, the ingest on :8080 and the processor."
-	@echo "Not wired yet: the ingest (issue 3) and the processor (issue 4) come next."
+run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set) and the ingest on :8080
+	$(BIN)/python -m devenv.run
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

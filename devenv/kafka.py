@@ -90,7 +90,7 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
-def _die_with_parent() -> None:
+def detach_and_die_with_parent() -> None:
     """Run in the child before exec: own session (Ctrl-C is ours to forward), SIGTERM if we die."""
     os.setsid()
     with contextlib.suppress(OSError, AttributeError):
@@ -223,7 +223,7 @@ class EmbeddedKafka:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # setsid + pdeathsig only
+                preexec_fn=detach_and_die_with_parent,  # setsid + pdeathsig only
             )
 
     def _wait_until_ready(self, workdir: Path, *, deadline: float) -> None:

@@ -105,9 +105,7 @@ class KafkaPublisher:
             raise PublishFailed("not connected to Kafka yet")
         try:
             async with asyncio.timeout(self._timeout_s):
-                delivery = await producer.send(
-                    self.topic, record.value, key=record.key, headers=list(record.headers)
-                )
+                delivery = await producer.send(self.topic, record.value, key=record.key, headers=list(record.headers))
                 # Shielded: a timeout abandons our wait, not aiokafka's own future for the batch.
                 await asyncio.shield(delivery)
         except TimeoutError:

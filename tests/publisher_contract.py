@@ -38,9 +38,7 @@ class PublisherContract:
             await publisher.publish(record(n))
         assert await read_back(10) == [record(n) for n in range(10)]
 
-    async def test_concurrent_publishes_are_all_written(
-        self, publisher: Publisher, read_back: ReadBack
-    ) -> None:
+    async def test_concurrent_publishes_are_all_written(self, publisher: Publisher, read_back: ReadBack) -> None:
         await asyncio.gather(*(publisher.publish(record(n, key=b"k%d" % (n % 3))) for n in range(30)))
         written = await read_back(30)
         assert sorted(r.value for r in written) == sorted(record(n).value for n in range(30))
