@@ -163,8 +163,9 @@ class Payload(Wire, Generic[D]):
     cname: str = ""
     uid: str = ""
     sid: Annotated[str, Field(min_length=1)]
-    # Per-sid counter from 0; a string in the legacy format (lax mode converts it).
-    sequence: int
+    # Per-sid counter from 0; a string in the legacy format (lax mode converts it). Never negative: the
+    # reorder buffer counts from 0 and could not place a number below it.
+    sequence: Annotated[int, Field(ge=0)]
     # Event time, Unix ms; may be absent in legacy bodies, where the envelope's time stands in.
     sendts: int | None = None
     serviceType: int | None = None
