@@ -7,7 +7,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from schemas.callbacks import CALLBACK_TYPE, CLOUD_RECORDING_PRODUCT_ID, Callback
+from schemas.callbacks import CALLBACK_TYPE, CLOUD_RECORDING_PRODUCT_ID, EVENT_TYPES, Callback, UnknownEvent
 
 #: Built once: pydantic compiles the validator for the whole tagged union here, not per call.
 CALLBACK_ADAPTER: TypeAdapter[Callback] = TypeAdapter(CALLBACK_TYPE)
@@ -59,6 +59,9 @@ def decode_object(body: Any) -> Decoded:
     if not isinstance(body, dict):
         return Rejection(kind="not_an_object", reason=f"not a JSON object but {type(body).__name__}")
     product_id = body.get("productId", CLOUD_RECORDING_PRODUCT_ID)
+    if isinstance(product_id, str) and product_id.strip().isdigit():
+        # As for eventType below: "7" is another product, not a malformed recording callback.
+        product_id = int(product_id)
     if isinstance(product_id, int) and product_id != CLOUD_RECORDING_PRODUCT_ID:
         # Other products number their events differently: recording schemas do not apply.
         return OtherProduct(product_id=product_id)
@@ -67,11 +70,15 @@ def decode_object(body: Any) -> Decoded:
         # Numbers arrive as strings in the wild; a Literal[42] tag would refuse "42".
         body = {**body, "eventType": int(event_type)}
     try:
-        return CALLBACK_ADAPTER.validate_python(body)
+        decoded = CALLBACK_ADAPTER.validate_python(body)
     except ValidationError as error:
         problems = tuple(_problem(detail) for detail in error.errors(include_url=False, include_input=False))
         reason = "; ".join(f"{p.field}: {p.problem}" for p in problems)
         return Rejection(kind="invalid", reason=reason, problems=problems)
+    if isinstance(decoded, UnknownEvent) and decoded.eventType in EVENT_TYPES:
+        # The tag only sees ints, but lax parsing read a documented type (42.0, "42.0"): dispatch on that.
+        return decode_object({**body, "eventType": decoded.eventType})
+    return decoded
 
 
 def _problem(detail: Any) -> FieldProblem:
