@@ -30,7 +30,7 @@ class Tracked:
     buffer: ReorderBuffer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per delivery, on the hot path
 class Step:
     """What one delivery (or one tick) did: the derived events, and facts for metrics."""
 

@@ -31,7 +31,7 @@ class ReorderPolicy:
     max_buffered: int = DEFAULT_MAX_BUFFERED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs to build, one per callback
 class Delivered:
     """A callback released to the state machine; `late` if its hole had already been skipped."""
 

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): measured figures with their same-run baselines, never asserted in tests."""
