@@ -151,8 +151,11 @@ class ReorderBuffer:
         sequence = callback.payload.sequence
         if not lane.received.add(sequence):
             return None
-        if lane.next_sequence is not None and sequence < lane.next_sequence:
-            released: Released = [Delivered(callback, late=True)]
+        if sequence == lane.next_sequence and not lane.pending:  # the common case: next in line, nothing held
+            lane.next_sequence = sequence + 1
+            released: Released = [Delivered(callback)]
+        elif lane.next_sequence is not None and sequence < lane.next_sequence:
+            released = [Delivered(callback, late=True)]
         else:
             lane.pending[sequence] = (callback, self.clock_ms)
             released = lane.release()
