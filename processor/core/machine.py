@@ -111,7 +111,7 @@ class Recording:
 
 
 def event_ms(callback: Callback) -> int:
-    """Return the callback's event time: `sendts`, else the envelope's `notifyMs` (as `_Origin` does)."""
+    """Return the callback's event time: `sendts`, else the envelope's `notifyMs`."""
     payload = callback.payload
     return payload.sendts if payload.sendts is not None else (callback.notifyMs or 0)
 
@@ -130,7 +130,7 @@ class _Origin:
 
     def __init__(self, recording: Recording, callback: Callback, late: bool) -> None:
         payload = callback.payload
-        at_ms = payload.sendts if payload.sendts is not None else (callback.notifyMs or 0)
+        at_ms = event_ms(callback)
         self.at_ms = at_ms
         self.key: OrderKey = (at_ms, payload.uid, payload.sequence)
         self.prefix = f"{recording.sid}:{payload.uid}:{payload.sequence}:"
@@ -228,12 +228,15 @@ def _on_warning(recording: Recording, callback: CloudRecordingWarning, origin: _
     return [origin.event(RecordingWarned, module=details.module, warn_code=details.warnCode)]
 
 
-def _add_files(recording: Recording, files: tuple[UploadedFile, ...], key: OrderKey) -> None:
-    for file in files:
-        current = recording.files.get(file.fileName)
+def _add_files(recording: Recording, files: tuple[UploadedFile, ...], key: OrderKey) -> tuple[UploadedFileInfo, ...]:
+    """Record the files a callback lists; return them as UploadedFileInfo."""
+    infos = tuple(_file_info(file) for file in files)
+    for info in infos:
+        current = recording.files.get(info.file_name)
         # A name alone (events 3, 4) never replaces the full entry of 31/32.
-        if current is None or (key > current[0] and file.trackType is not None):
-            recording.files[file.fileName] = (key, _file_info(file))
+        if current is None or (key > current[0] and info.track_type is not None):
+            recording.files[info.file_name] = (key, info)
+    return infos
 
 
 def _file_info(file: UploadedFile) -> UploadedFileInfo:
@@ -250,11 +253,10 @@ def _file_info(file: UploadedFile) -> UploadedFileInfo:
 def _on_files(
     recording: Recording, callback: CloudRecordingFileInfos | Uploaded | Backuped, origin: _Origin
 ) -> Derived:
-    files = callback.payload.details.fileList
-    _add_files(recording, files, origin.key)
+    infos = _add_files(recording, callback.payload.details.fileList, origin.key)
     uploaded = origin.event(
         FilesUploaded,
-        files=tuple(_file_info(file) for file in files),
+        files=infos,
         all_uploaded=not isinstance(callback, CloudRecordingFileInfos),
         via_backup=isinstance(callback, Backuped),
     )
