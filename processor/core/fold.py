@@ -237,7 +237,7 @@ def _uid_history(rec: Recording) -> tuple[str, ...]:
 
 def _by_track(rec: Recording) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for stream_uid, track_type, _, _ in rec.discontinuities:
+    for stream_uid, track_type, _, _ in sorted(rec.discontinuities):  # a set: sort, or the hash seed decides
         name = f"{stream_uid}/{track_type}"
         counts[name] = counts.get(name, 0) + 1
     return counts

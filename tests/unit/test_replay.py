@@ -274,11 +274,6 @@ def test_python_m_processor_replay_runs_as_a_command(
     assert [json.loads(line) for line in done.stdout.splitlines()] == [json.loads(line) for line in out.splitlines()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processor/core/fold.py _by_track iterates the set Recording.discontinuities, so the key order of "
-    "discontinuities_by_track follows PYTHONHASHSEED",
-)
 def test_replay_prints_the_same_bytes_whatever_the_hash_seed(
     as_commands: list[subprocess.CompletedProcess[str]],
 ) -> None:
