@@ -179,7 +179,8 @@ def snapshot(tracked: Tracked) -> RecordingState:
         file_details=tuple(info for _, (_, info) in sorted(rec.files.items())),
         streams=tuple(
             StreamState(stream_uid=stream_uid, media=media, receiving=receiving, changed_at_ms=changed_at)
-            for (stream_uid, media), (_, receiving, changed_at) in sorted(rec.streams.items())
+            for media, streams in sorted(rec.streams.items())
+            for stream_uid, (_, receiving, changed_at) in sorted(streams.items())
         ),
         upload_progress=_value(rec.upload_progress),
         recording_mode=_value(rec.recording_mode),

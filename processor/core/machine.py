@@ -86,8 +86,10 @@ class Recording:
     last_error: tuple[OrderKey, ErrorRecord] | None = None
     last_warning: tuple[OrderKey, ErrorRecord] | None = None
     leave_code: tuple[OrderKey, int] | None = None
-    #: (streamUid, "audio" | "video") → (key, receiving, `UtcMs`) of the latest report by event time.
-    streams: dict[tuple[str, Media], tuple[OrderKey, bool, int]] = field(default_factory=dict)
+    #: "audio" | "video" → streamUid → (key, receiving, `UtcMs`) of the latest report by event time.
+    streams: dict[Media, dict[str, tuple[OrderKey, bool, int]]] = field(
+        default_factory=lambda: {"audio": {}, "video": {}}
+    )
     upload_progress: tuple[OrderKey, int] | None = None
     recording_mode: tuple[OrderKey, int] | None = None
     vod_video_id: tuple[OrderKey, str] | None = None
@@ -358,10 +360,11 @@ def _on_stream_state(
     changed_at = details.UtcMs if details.UtcMs is not None else origin.at_ms
     stream_key = (changed_at, origin.key[1], origin.key[2])
     receiving = details.state == codes.STREAM_RECEIVING
-    current = recording.streams.get((details.streamUid, media))
+    streams = recording.streams[media]
+    current = streams.get(details.streamUid)
     if current is not None and stream_key <= current[0]:
         return []  # an older report than the one kept
-    recording.streams[(details.streamUid, media)] = (stream_key, receiving, changed_at)
+    streams[details.streamUid] = (stream_key, receiving, changed_at)
     if current is not None and current[1] == receiving:
         return []  # a newer report of the same state (a restarted recorder says it again): nothing changed
     return [
