@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -10,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from devenv.kafka import EmbeddedKafka, free_port, metadata_answers
 from devenv.topics import TopicSpec, ensure_topics
+from tests.ingest_support import wait_until
 from tests.integration.conftest import TopicFactory
 
 pytestmark = pytest.mark.kafka
@@ -25,18 +27,24 @@ async def test_a_closed_port_does_not_answer_metadata_requests() -> None:
 
 
 async def test_ensure_topics_is_idempotent_and_grows_partitions(bootstrap_servers: str) -> None:
-    spec = TopicSpec("idempotent-topic", partitions=2, configs={"retention.ms": "3600000"})
+    name = f"idempotent-{uuid.uuid4().hex}"
+    spec = TopicSpec(name, partitions=2, configs={"retention.ms": "3600000"})
     await ensure_topics(bootstrap_servers, [spec])
     await ensure_topics(bootstrap_servers, [spec])
-    await ensure_topics(bootstrap_servers, [TopicSpec("idempotent-topic", partitions=3)])
+    await ensure_topics(bootstrap_servers, [TopicSpec(name, partitions=3)])
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
-        (described,) = await admin.describe_topics(["idempotent-topic"])
+
+        async def has_three_partitions() -> bool:
+            # The broker's metadata catches up with the controller asynchronously.
+            (described,) = await admin.describe_topics([name])
+            return len(described["partitions"]) == 3
+
+        await wait_until(has_three_partitions, timeout_s=10)
     finally:
         await admin.close()
-    assert len(described["partitions"]) == 3
 
 
 async def test_a_record_produced_with_acks_all_is_consumed_back(

@@ -43,14 +43,17 @@ def launch_ingest(bootstrap: str, topic: str, port: int, log: IO[bytes]) -> subp
 
 
 @pytest.fixture
-def stopper() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Kill whatever the test launched and did not stop itself."""
+def stopper(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Kill whatever the test launched and did not stop itself; show the ingest's log if the test fails."""
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+    log = tmp_path / "ingest.log"
+    if log.exists():
+        print(log.read_text())  # captured: pytest shows it only for a failed test
 
 
 async def answers(session: aiohttp.ClientSession, url: str) -> bool:
