@@ -1,15 +1,17 @@
-"""`python -m processor replay FILE`: fold a raw log of NCS bodies (one JSON per line) through the core."""
+"""`python -m processor replay FILE | --topic T`: fold a raw log of NCS bodies through the core, as live does."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, TextIO
 
 from processor.core.fold import Fold, SkipReason, delivery_clock_ms
 from processor.core.reorder import DEFAULT_GAP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED, ReorderPolicy
+from processor.rawlog import RawEntry, RawLogError, read_file, read_topic
 from schemas.decode import OtherProduct, Rejection, decode
 from schemas.derived import DerivedEvent
 
@@ -18,11 +20,46 @@ from schemas.derived import DerivedEvent
 class ReplayReport:
     """What a replay read, for the closing line on stderr."""
 
+    #: Lines of a file (blank ones included) or records of a topic.
     lines: int = 0
     callbacks: int = 0
     broken: int = 0
     duplicates: int = 0
     skipped: dict[SkipReason, int] = field(default_factory=dict)
+
+
+class Replayer:
+    """Fold raw entries in arrival order with `notifyMs` as the clock, writing derived events as they come."""
+
+    def __init__(self, *, policy: ReorderPolicy, on_derived: IO[str] | None, on_broken: TextIO) -> None:
+        self.fold = Fold(policy)
+        self.report = ReplayReport()
+        self._on_derived = on_derived
+        self._on_broken = on_broken
+
+    def feed(self, entry: RawEntry) -> None:
+        """Fold one stored delivery (a broken one is reported with where it was found, and skipped)."""
+        self.report.lines += 1
+        if not entry.body.strip():
+            return
+        callback = decode(entry.body)
+        if isinstance(callback, Rejection):
+            self.report.broken += 1
+            print(f"{entry.where}: {callback.reason}", file=self._on_broken)
+            return
+        if isinstance(callback, OtherProduct):
+            self.fold.skip("other_product")
+            return
+        self.report.callbacks += 1
+        step = self.fold.receive(callback, now_ms=delivery_clock_ms(callback))
+        self.report.duplicates += step.duplicate
+        _write(step.derived, self._on_derived)
+
+    def finish(self) -> tuple[Fold, ReplayReport]:
+        """Flush every buffer (end of input) and return the fold with what was read."""
+        _write(self.fold.finish(), self._on_derived)
+        self.report.skipped = dict(self.fold.skipped)
+        return self.fold, self.report
 
 
 def replay(
@@ -32,27 +69,20 @@ def replay(
     on_derived: IO[str] | None,
     on_broken: TextIO,
 ) -> tuple[Fold, ReplayReport]:
-    """Fold every line in arrival order with `notifyMs` as the clock, then flush; write derived events as they come."""
-    fold, report = Fold(policy), ReplayReport()
+    """Replay lines of NCS bodies (blank lines skipped), as `python -m processor replay FILE` does."""
+    replayer = Replayer(policy=policy, on_derived=on_derived, on_broken=on_broken)
     for number, line in enumerate(lines, start=1):
-        report.lines = number
-        if not line.strip():
-            continue
-        callback = decode(line)
-        if isinstance(callback, Rejection):
-            report.broken += 1
-            print(f"line {number}: {callback.reason}", file=on_broken)
-            continue
-        if isinstance(callback, OtherProduct):
-            fold.skip("other_product")
-            continue
-        report.callbacks += 1
-        step = fold.receive(callback, now_ms=delivery_clock_ms(callback))
-        report.duplicates += step.duplicate
-        _write(step.derived, on_derived)
-    _write(fold.finish(), on_derived)
-    report.skipped = dict(fold.skipped)
-    return fold, report
+        replayer.feed(RawEntry(f"line {number}", line))
+    return replayer.finish()
+
+
+async def replay_topic(
+    bootstrap_servers: str, topic: str, replayer: Replayer, *, from_ms: int | None = None
+) -> tuple[Fold, ReplayReport]:
+    """Replay the raw topic of a running cluster, from the beginning or from `from_ms`, up to its current end."""
+    async for entry in read_topic(bootstrap_servers, topic, from_ms=from_ms):
+        replayer.feed(entry)
+    return replayer.finish()
 
 
 def _write(events: list[DerivedEvent], out: IO[str] | None) -> None:
@@ -61,35 +91,48 @@ def _write(events: list[DerivedEvent], out: IO[str] | None) -> None:
             out.write(event.model_dump_json() + "\n")
 
 
-def _read_lines(path: str) -> Iterator[bytes]:
-    if path == "-":
-        yield from sys.stdin.buffer
-        return
-    with open(path, "rb") as log:
-        yield from log
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the replay command; return the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m processor replay", description=__doc__)
-    parser.add_argument("file", help="NCS bodies, one JSON object per line, in arrival order ('-' for stdin)")
-    parser.add_argument("--summary", action="store_true", help="print one final snapshot per sid instead of events")
-    parser.add_argument("--gap-timeout-ms", type=int, default=DEFAULT_GAP_TIMEOUT_MS, metavar="N")
-    parser.add_argument("--max-buffered", type=int, default=DEFAULT_MAX_BUFFERED, metavar="N")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if any line is broken")
+    parser = _parser()
     args = parser.parse_args(argv)
+    if (args.file is None) == (args.topic is None):
+        parser.error("give either FILE or --topic")
     policy = ReorderPolicy(gap_timeout_ms=args.gap_timeout_ms, max_buffered=args.max_buffered)
     out = sys.stdout
-    fold, report = replay(
-        _read_lines(args.file), policy=policy, on_derived=None if args.summary else out, on_broken=sys.stderr
-    )
+    replayer = Replayer(policy=policy, on_derived=None if args.summary else out, on_broken=sys.stderr)
+    try:
+        if args.topic is not None:
+            fold, report = asyncio.run(replay_topic(args.bootstrap_servers, args.topic, replayer, from_ms=args.from_ms))
+        else:
+            for entry in read_file(args.file):
+                replayer.feed(entry)
+            fold, report = replayer.finish()
+    except (RawLogError, OSError) as error:
+        print(f"replay: {error}", file=sys.stderr)
+        return 2
     if args.summary:
         for state in fold.snapshots():
             out.write(state.model_dump_json() + "\n")
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report.skipped.items())) or "none"
+    read = f"{report.lines} {'records' if args.topic else 'lines'}"
     print(
-        f"replay: {report.lines} lines, {report.callbacks} callbacks, {report.broken} broken, "
+        f"replay: {read}, {report.callbacks} callbacks, {report.broken} broken, "
         f"{report.duplicates} duplicates, {len(fold.recordings)} recordings, skipped: {skipped}",
         file=sys.stderr,
     )
     return 1 if args.strict and report.broken else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m processor replay", description=__doc__)
+    parser.add_argument(
+        "file", nargs="?", help="NCS bodies, one JSON object per line, in arrival order ('-' for stdin)"
+    )
+    parser.add_argument("--topic", help="read the raw topic of a running cluster instead of a file")
+    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092", metavar="HOST:PORT", help="with --topic")
+    parser.add_argument("--from-ms", type=int, metavar="MS", help="with --topic: start at this record timestamp")
+    parser.add_argument("--summary", action="store_true", help="print one final snapshot per sid instead of events")
+    parser.add_argument("--gap-timeout-ms", type=int, default=DEFAULT_GAP_TIMEOUT_MS, metavar="N")
+    parser.add_argument("--max-buffered", type=int, default=DEFAULT_MAX_BUFFERED, metavar="N")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any record is broken")
+    return parser
