@@ -213,6 +213,15 @@ class SessionEnded(DerivedEvent):
     summary: SessionSummary
 
 
+class SessionExpired(DerivedEvent):
+    """A recording that sent nothing for the inactivity timeout and never exited: given up on and forgotten."""
+
+    kind: Literal["session_expired"] = "session_expired"
+    #: How long nothing had arrived, in processing time.
+    idle_ms: int
+    summary: SessionSummary
+
+
 AnyDerivedEvent = Annotated[
     Union[  # noqa: UP007  # a discriminated union reads better spelled out
         StatusChanged,
@@ -229,6 +238,7 @@ AnyDerivedEvent = Annotated[
         SequenceGapDetected,
         UnknownEventReceived,
         SessionEnded,
+        SessionExpired,
     ],
     Field(discriminator="kind"),
 ]

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from processor.core import codes
-from processor.core.machine import Recording, apply, event_ms
+from processor.core.machine import Recording, apply, event_ms, summary
 from processor.core.reorder import Delivered, Gap, Released, ReorderBuffer, ReorderPolicy, SequenceSet
 from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID, Callback
-from schemas.derived import DerivedEvent, SequenceGapDetected
+from schemas.derived import DerivedEvent, SequenceGapDetected, SessionExpired
 from schemas.state import RecordingState, StreamState
 
 #: The console's address check sends signed test events on this channel (spec README): never a recording.
@@ -73,6 +73,54 @@ def tick(tracked: Tracked, *, now_ms: int) -> Step:
 def finish(tracked: Tracked) -> Step:
     """End of input: release everything still buffered, in order, reporting each hole."""
     return _apply_released(tracked.recording, tracked.buffer.drain())
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long a recording is kept without deliveries: an open one then expires, an ended one is removed."""
+
+    #: A recording that never sent `session_exit` is given up on after this long without a delivery.
+    inactivity_timeout_ms: int = 6 * 3_600_000
+    #: An ended recording is forgotten this long after its last delivery (late files still fold in meanwhile).
+    ended_retention_ms: int = 3_600_000
+
+
+Verdict = Literal["keep", "expired", "removed"]
+
+
+def retire(tracked: Tracked, *, now_ms: int, policy: RetentionPolicy) -> tuple[Verdict, Step]:
+    """Decide whether to forget a recording: ended and retained long enough, or silent past the inactivity timeout.
+
+    An expiring recording first releases what it still holds (as at end of input), then emits `session_expired`.
+    """
+    rec, idle_ms = tracked.recording, now_ms - tracked.buffer.last_offer_ms
+    if rec.ended:
+        return ("removed" if idle_ms >= policy.ended_retention_ms else "keep"), Step()
+    if idle_ms < policy.inactivity_timeout_ms:
+        return "keep", Step()
+    drained = finish(tracked)
+    if rec.ended:  # what was held included its session_exit: it ended rather than expired
+        return "removed", drained
+    last_sequence = max((lane.received.highest() or 0 for lane in tracked.buffer.lanes.values()), default=0)
+    expired = SessionExpired(
+        event_id=f"{rec.sid}:{rec.uid}:{last_sequence}:session_expired",
+        sid=rec.sid,
+        cname=rec.cname,
+        uid=rec.uid,
+        at_ms=rec.last_event_ms or 0,
+        idle_ms=idle_ms,
+        summary=summary(rec, rec.last_event_ms or 0),
+    )
+    drained.derived.append(expired)
+    return "expired", drained
+
+
+def next_deadline_ms(tracked: Tracked, policy: RetentionPolicy) -> int:
+    """Return when `tick` or `retire` next has something to do for this recording, if nothing arrives."""
+    keep_ms = policy.ended_retention_ms if tracked.recording.ended else policy.inactivity_timeout_ms
+    retire_at = tracked.buffer.last_offer_ms + keep_ms
+    gap_at = tracked.buffer.gap_deadline_ms()
+    return retire_at if gap_at is None else min(gap_at, retire_at)
 
 
 def _apply_released(recording: Recording, released: Released) -> Step:

@@ -275,10 +275,11 @@ def _on_exit(recording: Recording, callback: SessionExit, origin: _Origin) -> De
     if recording.ended:
         return derived
     recording.ended = True
-    return [*derived, origin.event(SessionEnded, summary=_summary(recording, origin.at_ms))]
+    return [*derived, origin.event(SessionEnded, summary=summary(recording, origin.at_ms))]
 
 
-def _summary(recording: Recording, ended_ms: int) -> SessionSummary:
+def summary(recording: Recording, ended_ms: int) -> SessionSummary:
+    """Summarise the recording as it stands, for `session_ended` and `session_expired`."""
     return SessionSummary(
         status=recording.status,
         exit_status=recording.exit_status[1] if recording.exit_status else None,

@@ -39,6 +39,7 @@ def dump(tracked: Tracked) -> bytes:
             "version": FORMAT_VERSION,
             "recording": recording,
             "clock_ms": buffer.clock_ms,
+            "last_offer_ms": buffer.last_offer_ms,
             "lanes": [_dump_lane(lane) for lane in buffer.lanes.values()],
         }
     )
@@ -50,7 +51,7 @@ def load(data: bytes, policy: ReorderPolicy) -> Tracked:
     if not isinstance(stored, dict) or stored.get("version") != FORMAT_VERSION:
         raise StoredRecordingError(f"not a stored recording of format version {FORMAT_VERSION}")
     lanes = {lane["uid"]: _load_lane(lane) for lane in stored["lanes"]}
-    buffer = ReorderBuffer(policy, lanes, stored["clock_ms"])
+    buffer = ReorderBuffer(policy, lanes, stored["clock_ms"], stored["last_offer_ms"])
     return Tracked(_RECORDING.validate_python(stored["recording"]), buffer)
 
 

@@ -143,10 +143,13 @@ class ReorderBuffer:
     lanes: dict[str, Lane] = field(default_factory=dict)
     #: Highest `now_ms` offered: delivery clocks (notifyMs) may step back, the buffer's never does.
     clock_ms: int = 0
+    #: When the latest delivery (a duplicate included) was offered: the recording's last sign of life.
+    last_offer_ms: int = 0
 
     def offer(self, callback: Callback, now_ms: int) -> Released | None:
         """Take one delivery; return what it releases, or None if it is a duplicate."""
         self.clock_ms = max(self.clock_ms, now_ms)
+        self.last_offer_ms = self.clock_ms
         lane = self.lane(callback.payload.uid)
         sequence = callback.payload.sequence
         if not lane.received.add(sequence):
@@ -189,6 +192,11 @@ class ReorderBuffer:
         if lane is None:
             lane = self.lanes[uid] = Lane(uid)
         return lane
+
+    def gap_deadline_ms(self) -> int | None:
+        """Return when the oldest hole will have waited the gap timeout, or None if nothing is held."""
+        waiting = [lane.waiting_since() for lane in self.lanes.values() if lane.pending]
+        return min(waiting) + self.policy.gap_timeout_ms if waiting else None
 
     def buffered(self) -> int:
         """Return how many callbacks wait behind missing numbers."""

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from processor.core.fold import Fold, delivery_clock_ms
+from processor.core.fold import Fold, RetentionPolicy, delivery_clock_ms, retire
 from processor.simulation import SessionShape, deliver, generate_session
 from schemas import export
 from schemas.callbacks import Envelope
@@ -40,7 +40,7 @@ def test_each_committed_schema_file_equals_the_generated_one(name: str) -> None:
 def test_there_is_one_file_per_derived_event_kind_plus_the_union_and_the_state() -> None:
     kinds = {cls.model_fields["kind"].default for cls in export.derived_event_classes()}
     assert set(RENDERED) == {f"{kind}.json" for kind in kinds} | {"derived_event.json", "recording_state.json"}
-    assert len(kinds) == len(export.derived_event_classes()) == 14
+    assert len(kinds) == len(export.derived_event_classes()) == 15
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))
@@ -89,6 +89,7 @@ def derived_events() -> list[DerivedEvent]:
     """Fold generated sessions, decoded from their bytes and delivered with resends, loss and reordering."""
     rng = random.Random(11)
     bodies = [body for shape in SHAPES for body in generate_session(rng, shape)]
+    bodies += generate_session(rng, SessionShape(minutes=2))[:-4]  # never exits: it will expire
     arrivals = deliver(rng, bodies, max_delay_ms=40_000, duplicate_rate=0.2, drop_rate=0.05)
     callbacks = [decode(orjson.dumps(body)) for body in arrivals]
     assert all(isinstance(callback, Envelope) for callback in callbacks)
@@ -96,7 +97,12 @@ def derived_events() -> list[DerivedEvent]:
     events: list[DerivedEvent] = []
     for callback in callbacks:
         events += fold.receive(callback, now_ms=delivery_clock_ms(callback)).derived  # type: ignore[arg-type]
-    return events + fold.finish()
+    events += fold.finish()
+    policy = RetentionPolicy()
+    for tracked in fold.recordings.values():
+        later = tracked.buffer.last_offer_ms + policy.inactivity_timeout_ms
+        events += retire(tracked, now_ms=later, policy=policy)[1].derived
+    return events
 
 
 EVENTS = derived_events()
