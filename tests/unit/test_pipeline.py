@@ -1,0 +1,127 @@
+"""The agent's logic without Faust: what is stored and sent for each raw record and each tick."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processor.core.fold import RetentionPolicy, delivery_clock_ms, fold_all
+from processor.core.reorder import ReorderPolicy
+from processor.pipeline import Outgoing, Pipeline
+from processor.simulation import deliver, generate_session
+from schemas.decode import decode
+from schemas.state import RecordingState
+from tests.unit.builders import SID, T0, body
+from tests.unit.test_properties import shapes
+
+KEY = SID.encode()
+PIPELINE = Pipeline(ReorderPolicy(gap_timeout_ms=30_000), RetentionPolicy(inactivity_timeout_ms=600_000))
+
+
+def raw(event_type: int, sequence: int, details: dict[str, object] | None = None, **kwargs: object) -> bytes:
+    return orjson.dumps(body(event_type, sequence, details, **kwargs))  # type: ignore[arg-type]
+
+
+def roles(outgoing: list[Outgoing]) -> list[str]:
+    return [record.role for record in outgoing]
+
+
+def test_a_first_callback_stores_the_recording_and_sends_its_events_and_snapshot():
+    result = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0)
+    assert result.write
+    assert result.stored is not None
+    assert roles(result.outgoing) == ["events", "state"]
+    assert orjson.loads(result.outgoing[0].value or b"")["kind"] == "status_changed"
+    state = RecordingState.model_validate_json(result.outgoing[1].value or b"")
+    assert (state.sid, state.status) == (SID, 4)
+    assert result.deadline_ms == T0 + 600_000
+
+
+def test_a_resent_callback_sends_no_event_only_the_snapshot_with_its_count():
+    first = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0)
+    again = PIPELINE.on_callback(first.stored, KEY, raw(40, 0, notify_ms=T0 + 9), [], now_ms=T0 + 9)
+    assert again.step.duplicate
+    assert roles(again.outgoing) == ["state"]
+    assert RecordingState.model_validate_json(again.outgoing[0].value or b"").duplicates == 1
+
+
+def test_a_broken_body_goes_to_the_dead_letter_topic_with_its_bytes_headers_and_reason():
+    headers = [("provider", b"agora")]
+    result = PIPELINE.on_callback(b"stored", KEY, b"{not json", headers, now_ms=T0)
+    (dead,) = result.outgoing
+    assert (dead.role, dead.key, dead.value) == ("dlq", KEY, b"{not json")
+    assert dead.headers[0] == ("provider", b"agora")
+    assert dict(dead.headers)["dlq-kind"] == b"not_json"
+    assert dict(dead.headers)["dlq-reason"].startswith(b"not JSON")
+    assert (result.write, result.stored, result.dead_letter) == (False, b"stored", "not_json")
+
+
+def test_another_products_notice_is_a_dead_letter_too():
+    notice = orjson.dumps({"productId": 1, "eventType": 101, "payload": {"channelName": "c"}})
+    result = PIPELINE.on_callback(None, KEY, notice, [], now_ms=T0)
+    assert roles(result.outgoing) == ["dlq"]
+    assert result.dead_letter == "other_product"
+
+
+def test_the_consoles_address_check_changes_nothing_and_sends_nothing():
+    check = body(40, 0)
+    check["payload"]["cname"] = "test_webhook"
+    result = PIPELINE.on_callback(None, KEY, orjson.dumps(check), [], now_ms=T0)
+    assert (result.write, result.outgoing) == (False, [])
+
+
+def test_fatal_errors_and_failovers_are_also_alerts_but_minor_errors_are_not():
+    stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
+    minor = {"module": 1, "errorLevel": 2, "errorCode": 47, "stat": 0, "errorMsg": ""}
+    result = PIPELINE.on_callback(stored, KEY, raw(1, 1, minor), [], now_ms=T0)
+    assert "alerts" not in roles(result.outgoing)
+    result = PIPELINE.on_callback(result.stored, KEY, raw(1, 2, {**minor, "errorLevel": 5}), [], now_ms=T0)
+    assert roles(result.outgoing) == ["events", "alerts", "state"]
+    result = PIPELINE.on_callback(result.stored, KEY, raw(12, 3, {"newUid": 7}), [], now_ms=T0)
+    assert roles(result.outgoing) == ["events", "alerts", "state"]
+
+
+def test_a_tick_after_the_gap_timeout_skips_the_hole_and_alerts():
+    stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
+    held = PIPELINE.on_callback(stored, KEY, raw(33, 2, {"progress": 1}), [], now_ms=T0)
+    assert held.deadline_ms == T0 + 30_000
+    early = PIPELINE.on_tick(held.stored, KEY, now_ms=T0 + 29_999)
+    assert roles(early.outgoing) == ["state"]
+    result = PIPELINE.on_tick(held.stored, KEY, now_ms=T0 + 30_000)
+    assert roles(result.outgoing) == ["events", "alerts", "events", "state"]
+    assert orjson.loads(result.outgoing[0].value or b"")["kind"] == "sequence_gap"
+
+
+def test_a_tick_past_the_inactivity_timeout_expires_the_recording_and_tombstones_its_state():
+    stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
+    result = PIPELINE.on_tick(stored, KEY, now_ms=T0 + 600_000)
+    assert (result.write, result.stored, result.deadline_ms) == (True, None, None)
+    assert roles(result.outgoing) == ["events", "alerts", "state"]
+    assert orjson.loads(result.outgoing[0].value or b"")["kind"] == "session_expired"
+    assert result.outgoing[-1] == Outgoing("state", KEY, None)
+
+
+def test_a_tick_for_a_forgotten_recording_does_nothing():
+    result = PIPELINE.on_tick(None, KEY, now_ms=T0)
+    assert (result.write, result.outgoing) == (False, [])
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**32 - 1))
+def test_the_stored_path_ends_in_the_state_a_replay_of_the_same_log_computes(shape, seed):
+    rng = random.Random(seed)
+    noisy = deliver(rng, generate_session(rng, shape), max_delay_ms=3_000, duplicate_rate=0.2)
+    lines = [orjson.dumps(delivery) for delivery in noisy]
+    stored: bytes | None = None
+    clock = 0
+    for line in lines:  # every record loads what the table holds and stores it back, as the agent does
+        clock = max(clock, delivery_clock_ms(decode(line)))  # type: ignore[arg-type]
+        stored = PIPELINE.on_callback(stored, KEY, line, [], now_ms=clock).stored
+    # Replay flushes held callbacks at the end of input; live, a tick past the gap timeout does the same.
+    final = PIPELINE.on_tick(stored, KEY, now_ms=clock + PIPELINE.reorder.gap_timeout_ms)
+    live = RecordingState.model_validate_json(final.outgoing[-1].value or b"")
+    (replayed,) = fold_all([decode(line) for line in lines], PIPELINE.reorder).snapshots()  # type: ignore[misc]
+    assert live == replayed
