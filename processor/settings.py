@@ -1,0 +1,107 @@
+"""ProcessorSettings: the processor's whole configuration, read once from PROCESSOR_* environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from processor.core.reorder import DEFAULT_GAP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED, ReorderPolicy
+
+ENV_PREFIX = "PROCESSOR_"
+
+HOUR_MS = 3_600_000
+#: Ticks only matter while they are fresh: a tick older than this has been superseded by newer ones.
+TICKS_RETENTION_MS = HOUR_MS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    """One topic the processor needs: its name, partition count and topic-level configs."""
+
+    name: str
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+class ProcessorSettings(BaseSettings):
+    """Typed, frozen configuration of one processor worker."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    #: Faust's app id: names the consumer group, the table changelogs and the default metric prefix.
+    app_id: str = Field("recording-processor", min_length=1)
+    #: What the ingest publishes (its INGEST_RAW_TOPIC): the two defaults must stay equal.
+    raw_topic: str = Field("recording.callbacks.raw", min_length=1)
+    #: Timer ticks, one per partition, so holes are skipped on time even when a partition is quiet.
+    ticks_topic: str = Field("recording.processor.ticks", min_length=1)
+    events_topic: str = Field("recording.events", min_length=1)
+    #: Latest RecordingState per sid, compacted.
+    state_topic: str = Field("recording.state", min_length=1)
+    alerts_topic: str = Field("recording.alerts", min_length=1)
+    dlq_topic: str = Field("recording.dlq", min_length=1)
+    #: The raw topic's partition count: ticks are co-partitioned with it, so the same worker sees both.
+    partitions: int = Field(6, ge=1)
+    store: Literal["memory://", "rocksdb://"] = "memory://"
+    #: Where a rocksdb store keeps its files.
+    data_dir: Path = Path(".cache/processor-data")
+    #: How long a hole in `sequence` is waited for before it is skipped and reported as a gap.
+    gap_timeout_ms: int = Field(DEFAULT_GAP_TIMEOUT_MS, gt=0)
+    #: Per recorder uid: callbacks held behind a hole before the hole is skipped at once.
+    max_buffered: int = Field(DEFAULT_MAX_BUFFERED, gt=0)
+    tick_interval_s: float = Field(1.0, gt=0)
+    #: A recording without any callback for this long is expired (NCS sends progress every minute).
+    inactivity_timeout_ms: int = Field(6 * HOUR_MS, gt=0)
+    #: How long an ended recording is kept, so late and duplicate deliveries still find it.
+    ended_retention_ms: int = Field(HOUR_MS, ge=0)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    #: Faust's web server: serves /metrics.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> ProcessorSettings:
+        names = [plan.name for plan in self.topic_specs()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the {ENV_PREFIX}*_TOPIC settings must name six different topics, got {names}")
+        return self
+
+    @property
+    def reorder_policy(self) -> ReorderPolicy:
+        """Return the reorder buffer's policy."""
+        return ReorderPolicy(gap_timeout_ms=self.gap_timeout_ms, max_buffered=self.max_buffered)
+
+    def topic_specs(self) -> list[TopicPlan]:
+        """Return the topics the processor reads and writes (faust creates its own changelogs)."""
+        return [
+            TopicPlan(self.raw_topic, self.partitions),
+            TopicPlan(self.ticks_topic, self.partitions, {"retention.ms": str(TICKS_RETENTION_MS)}),
+            TopicPlan(self.events_topic, self.partitions),
+            TopicPlan(self.state_topic, self.partitions, {"cleanup.policy": "compact"}),
+            TopicPlan(self.alerts_topic, self.partitions),
+            TopicPlan(self.dlq_topic, self.partitions),
+        ]
+
+
+def explain(error: ValidationError) -> str:
+    """Return one line per invalid setting, naming the environment variable to fix."""
+    lines = []
+    for item in error.errors():
+        field_name = str(item["loc"][0]).upper() if item["loc"] else ""
+        name = f"{ENV_PREFIX}{field_name}" if field_name else "settings"
+        lines.append(f"{name}: {item['msg']}")
+    return "\n".join(lines)
