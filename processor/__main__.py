@@ -1,4 +1,4 @@
-"""`python -m processor <command>`: the processor's command line (`replay` for now)."""
+"""`python -m processor <command>`: the processor's command line (`replay`, `worker`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import sys
 
 from processor import replay
 
-COMMANDS = {"replay": replay.main}
+
+def _worker(argv: list[str]) -> int:
+    from processor import agent  # Faust is only imported by the command that needs it
+
+    return agent.main(argv)
+
+
+COMMANDS = {"replay": replay.main, "worker": _worker}
 
 
 def main() -> int:

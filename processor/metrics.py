@@ -30,6 +30,7 @@ from schemas.derived import (
     RecordingErrored,
     SequenceGapDetected,
     SessionEnded,
+    SessionExpired,
     SliceDiscontinuityDetected,
 )
 
@@ -215,6 +216,10 @@ def _on_ended(metrics: ProcessorMetrics, event: SessionEnded) -> None:
     metrics.session_seconds.observe(event.summary.duration_ms / 1000)
 
 
+def _on_expired(metrics: ProcessorMetrics, event: SessionExpired) -> None:
+    metrics.sessions_expired.inc()
+
+
 #: Derived event class → how it moves the metrics; a kind without an entry moves none.
 _OBSERVERS: Final[Mapping[type[DerivedEvent], Callable[[ProcessorMetrics, Any], None]]] = {
     SequenceGapDetected: _on_gap,
@@ -223,4 +228,5 @@ _OBSERVERS: Final[Mapping[type[DerivedEvent], Callable[[ProcessorMetrics, Any], 
     RecordingErrored: _on_error,
     RecorderLeft: _on_leave,
     SessionEnded: _on_ended,
+    SessionExpired: _on_expired,
 }

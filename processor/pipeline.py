@@ -69,6 +69,11 @@ class Result:
     deadline_ms: int | None = None
     #: False when the table is left as it was (dead letters, skipped records, ticks of forgotten sids).
     write: bool = True
+    #: The callback was held behind a missing number rather than applied at once (an out-of-order arrival).
+    held: bool = False
+    #: Callbacks the recording still holds, and its status; None once it is forgotten.
+    buffered: int = 0
+    status: int | None = None
 
 
 class Pipeline:
@@ -91,7 +96,9 @@ class Pipeline:
         sid = decoded.payload.sid
         tracked = load(stored, self.reorder) if stored is not None else track(sid, self.reorder)
         step = handle(tracked, decoded, now_ms=now_ms)
-        return self._result(tracked, step, sid.encode(), callback=decoded)
+        result = self._result(tracked, step, sid.encode(), callback=decoded)
+        result.held = tracked.buffer.holds(decoded.payload.uid, decoded.payload.sequence)
+        return result
 
     def on_tick(self, stored: bytes | None, key: bytes, *, now_ms: int) -> Result:
         """Let time pass for one recording: skip holes past the gap timeout, expire or forget it when due."""
@@ -112,7 +119,9 @@ class Pipeline:
         outgoing = self._derived(step.derived, key)
         outgoing.append(Outgoing("state", key, snapshot(tracked).model_dump_json().encode()))
         deadline = next_deadline_ms(tracked, self.retention)
-        return Result(dump(tracked), outgoing, step, callback=callback, deadline_ms=deadline)
+        result = Result(dump(tracked), outgoing, step, callback=callback, deadline_ms=deadline)
+        result.buffered, result.status = tracked.buffer.buffered(), tracked.recording.status
+        return result
 
     @staticmethod
     def _derived(events: list[DerivedEvent], key: bytes) -> list[Outgoing]:

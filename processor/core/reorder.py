@@ -198,6 +198,11 @@ class ReorderBuffer:
         waiting = [lane.waiting_since() for lane in self.lanes.values() if lane.pending]
         return min(waiting) + self.policy.gap_timeout_ms if waiting else None
 
+    def holds(self, uid: str, sequence: int) -> bool:
+        """Return whether the callback (uid, sequence) waits behind a missing number."""
+        lane = self.lanes.get(uid)
+        return lane is not None and sequence in lane.pending
+
     def buffered(self) -> int:
         """Return how many callbacks wait behind missing numbers."""
         return sum(len(lane.pending) for lane in self.lanes.values())

@@ -1,0 +1,186 @@
+"""The Faust worker: raw callbacks and ticks in, the pipeline's decisions out. Glue only: the logic is in pipeline.py.
+
+Tables may only change inside the stream, so time reaches a recording as a *tick*: a timer sends a record keyed by
+sid to the ticks topic, which is co-partitioned with the raw topic and read by the same agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from mode import CrashingSupervisor
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from processor.core.fold import RetentionPolicy, snapshot
+from processor.core.machine import event_ms
+from processor.core.persist import load
+from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
+from processor.pipeline import Pipeline, Result
+from processor.settings import ProcessorSettings
+
+
+def wall_clock_ms() -> int:
+    """Return the processing time, Unix ms."""
+    return time.time_ns() // 1_000_000
+
+
+def create_app(
+    settings: ProcessorSettings,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock_ms: Callable[[], int] = wall_clock_ms,
+) -> faust.App:
+    """Build the Faust app: topics, the recordings table, the agent, the tick timer and the web pages."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+    )
+    raw_codec: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    source = app.topic(settings.raw_topic, settings.ticks_topic, **raw_codec)
+    ticks = app.topic(settings.ticks_topic, **raw_codec)
+    outputs = {
+        role: app.topic(name, **raw_codec)
+        for role, name in (
+            ("events", settings.events_topic),
+            ("state", settings.state_topic),
+            ("alerts", settings.alerts_topic),
+            ("dlq", settings.dlq_topic),
+        )
+    }
+    recordings = app.Table("recordings", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    retention = RetentionPolicy(settings.inactivity_timeout_ms, settings.ended_retention_ms)
+    pipeline = Pipeline(settings.reorder_policy, retention)
+    registry = registry or CollectorRegistry()
+    metrics = ProcessorMetrics.create(registry)
+    # Faust's own sensor: framework metrics (per-partition end and committed offsets give consumer lag) and
+    # the /metrics page on the worker's web server, for ours too (same registry).
+    setup_prometheus_sensors(app, registry=registry, name_prefix=FAUST_NAME_PREFIX)
+    local = _LocalView()
+
+    # A crashed agent must stop the worker (to be restarted), never leave a live process that processes nothing.
+    @app.agent(source, name="recordings", supervisor_strategy=CrashingSupervisor)
+    async def process(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            key, now_ms = event.key, clock_ms()
+            if event.message.topic == settings.ticks_topic:
+                result = pipeline.on_tick(recordings.get(key), key, now_ms=now_ms)
+            else:
+                headers = list(event.message.headers or ())
+                result = pipeline.on_callback(recordings.get(key), key, event.value, headers, now_ms=now_ms)
+            _store(recordings, key, result)
+            local.note(key, result)
+            for out in result.outgoing:
+                await outputs[out.role].send(key=out.key, value=out.value, headers=list(out.headers))
+            _observe(metrics, result, now_ms=now_ms)
+
+    @app.timer(settings.tick_interval_s)  # type: ignore[untyped-decorator]  # faust's timer decorator is untyped
+    async def send_ticks() -> None:
+        now_ms = clock_ms()
+        if local.rescan:  # after a (re)start or rebalance: every local recording gets a tick to reschedule
+            local.rescan = False
+            local.deadlines.update(dict.fromkeys(recordings.keys(), now_ms))
+        for key in local.due(now_ms):
+            await ticks.send(key=key, value=b"")
+        metrics.buffered.set(sum(local.buffered.values()))
+        metrics.set_active_by_status(Counter(local.status.values()))
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        local.rescan = True
+
+    @app.page("/recordings/{sid}/")
+    @app.table_route(table=recordings, match_info="sid")
+    async def get_recording(web: Any, request: Any, sid: str) -> Any:
+        stored = recordings.get(sid.encode())
+        if stored is None:
+            return web.json({"error": f"unknown sid {sid}"}, status=404)
+        state = snapshot(load(stored, pipeline.reorder))
+        return web.bytes(state.model_dump_json().encode(), content_type="application/json")
+
+    del process, send_ticks, on_assigned, get_recording  # registered with the app
+    return app
+
+
+def _store(recordings: Any, key: bytes, result: Result) -> None:
+    if not result.write:
+        return
+    if result.stored is None:
+        recordings.pop(key, None)
+    else:
+        recordings[key] = result.stored
+
+
+class _LocalView:
+    """What this worker knows of the recordings it processed: when each needs a tick, its depth and status.
+
+    Not durable: after a restart or rebalance `rescan` makes the timer tick every local recording once, and each
+    tick's result fills this in again.
+    """
+
+    def __init__(self) -> None:
+        self.deadlines: dict[bytes, int] = {}
+        self.buffered: dict[bytes, int] = {}
+        self.status: dict[bytes, int] = {}
+        self.rescan = True
+
+    def note(self, key: bytes, result: Result) -> None:
+        """Remember what one result says of its recording (or forget a forgotten one)."""
+        if not result.write:
+            return
+        if result.deadline_ms is None or result.status is None:
+            for known in (self.deadlines, self.buffered, self.status):
+                known.pop(key, None)
+            return
+        self.deadlines[key] = result.deadline_ms
+        self.buffered[key] = result.buffered
+        self.status[key] = result.status
+
+    def due(self, now_ms: int) -> list[bytes]:
+        """Return (and unschedule) the recordings whose deadline has come."""
+        keys = [key for key, due in self.deadlines.items() if due <= now_ms]
+        for key in keys:
+            del self.deadlines[key]
+        return keys
+
+
+def _observe(metrics: ProcessorMetrics, result: Result, *, now_ms: int) -> None:
+    """Translate one result into the metrics."""
+    if result.dead_letter is not None:
+        metrics.dead_letter(result.dead_letter)
+    elif result.callback is None:  # a tick
+        metrics.observe_released(result.step)
+    elif not result.write:
+        metrics.skipped(event_type=result.callback.eventType)
+    else:
+        callback = result.callback
+        event_time = event_ms(callback)
+        metrics.observe(
+            result.step, event_type=callback.eventType, now_ms=now_ms, event_ms=event_time, buffered=result.held
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one worker until it is stopped (SIGTERM/SIGINT)."""
+    del argv
+    settings = ProcessorSettings()
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level)  # web host and port come from the app's config
+    worker.execute_from_commandline()
+    return 0
