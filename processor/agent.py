@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
-from mode import CrashingSupervisor
 from faust.sensors.prometheus import setup_prometheus_sensors
+from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
 from processor.core.fold import RetentionPolicy, snapshot
