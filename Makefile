@@ -48,6 +48,9 @@ test-unit: install ## Unit and property tests of the pure core (no network)
 test-integration: install kafka-jars ## Integration tests against a real embedded Kafka broker
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
+test-e2e: install kafka-jars ## End-to-end: real ingest and processor subprocesses, simulated traffic, live == replay
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
 test: install kafka-jars ## Install everything and run lint plus the whole test suite
 	$(MAKE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -58,10 +61,10 @@ replay: install ## Replay a raw log: make replay FILE=bodies.jsonl [ARGS=--summa
 bench: install ## Micro-benchmarks (not tests); writes bench/out/
 	$(BIN)/python -m bench.fold
 
-run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set) and the ingest on :8080
+run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set), the processor on :6066 and the ingest on :8080
 	$(BIN)/python -m devenv.run
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install kafka-jars fmt lint schemas test-unit test-integration test replay bench run clean
+.PHONY: help install kafka-jars fmt lint schemas test-unit test-integration test-e2e test replay bench run clean

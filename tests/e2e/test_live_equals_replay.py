@@ -1,0 +1,233 @@
+"""Ingest → Kafka → processor, all real: the live state of noisy simulated traffic equals a replay of what was acked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from devenv.kafka import free_port
+from devenv.topics import TopicSpec, ensure_topics
+from processor.settings import ENV_PREFIX, ProcessorSettings
+from processor.simulate import Options, simulate
+
+pytestmark = pytest.mark.kafka
+
+Snapshots = dict[str, dict[str, Any]]
+
+SECRET = b"e2e-agora-secret"
+GAP_TIMEOUT_MS = 1_000
+#: Below the gap timeout: a shuffled (not dropped) callback always arrives before its hole is skipped, live
+#: (wall clock) and in replay (notifyMs clock) alike, so the two see the same holes and count the same `gaps`.
+JITTER_MS = 800
+START_S = 30
+SETTLE_S = 20
+STOP_S = 20
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"the {self.name} exited with {self.process.returncode}:\n{tail}")
+
+
+@contextlib.contextmanager
+def service(name: str, argv: list[str], env: dict[str, str], log: Path) -> Iterator[Service]:
+    """Run a subprocess for the block; then SIGTERM it, and SIGKILL it if it does not stop in time."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603  # our modules
+    try:
+        yield Service(name, process, log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        print(f"--- {name} log tail\n{log.read_text(errors='replace')[-3000:]}")  # shown only if the test failed
+
+
+def processor_settings(bootstrap_servers: str, tmp_path: Path) -> ProcessorSettings:
+    run = uuid.uuid4().hex[:12]
+    return ProcessorSettings(
+        bootstrap_servers=bootstrap_servers,
+        app_id=f"e2e-{run}",
+        raw_topic=f"e2e-raw-{run}",
+        ticks_topic=f"e2e-ticks-{run}",
+        events_topic=f"e2e-events-{run}",
+        state_topic=f"e2e-state-{run}",
+        alerts_topic=f"e2e-alerts-{run}",
+        dlq_topic=f"e2e-dlq-{run}",
+        partitions=3,
+        data_dir=tmp_path / "data",
+        web_port=free_port(),
+        gap_timeout_ms=GAP_TIMEOUT_MS,
+        tick_interval_s=0.2,
+        log_level="WARNING",
+    )
+
+
+def worker_env(settings: ProcessorSettings) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    return {**clean, **{f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in settings.model_dump().items()}}
+
+
+def ingest_env(bootstrap_servers: str, raw_topic: str, port: int) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("INGEST_")}
+    return {
+        **clean,
+        "INGEST_HOST": "127.0.0.1",
+        "INGEST_PORT": str(port),
+        "INGEST_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "INGEST_RAW_TOPIC": raw_topic,
+        "INGEST_AGORA_SECRETS": SECRET.decode(),
+        "INGEST_INSTANCE_ID": "e2e",
+        "INGEST_LOG_LEVEL": "WARNING",
+    }
+
+
+async def wait_for_status(session: aiohttp.ClientSession, url: str, status: int, services: list[Service]) -> None:
+    """Poll `url` until it answers `status` (bounded), failing at once if a service died."""
+    async with asyncio.timeout(START_S):
+        while True:
+            for running in services:
+                running.check_alive()
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == status:
+                        return
+            await asyncio.sleep(0.2)
+
+
+async def replay_summary(sent: Path) -> Snapshots:
+    """Run `python -m processor replay FILE --summary` with the worker's gap timeout; return its snapshots by sid."""
+    argv = ["-m", "processor", "replay", str(sent), "--summary", "--gap-timeout-ms", str(GAP_TIMEOUT_MS)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    return {state["sid"]: state for state in map(json.loads, out.splitlines())}
+
+
+async def settle_state(
+    bootstrap_servers: str, topic: str, expected: Snapshots, services: list[Service]
+) -> dict[str, Any]:
+    """Read the state topic until each expected sid's latest snapshot equals the expected one (bounded)."""
+    latest: dict[str, Any] = {}
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        async with asyncio.timeout(SETTLE_S):
+            while any(latest.get(sid) != state for sid, state in expected.items()):
+                for running in services:
+                    running.check_alive()
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    for message in messages:
+                        latest[message.key.decode()] = json.loads(message.value) if message.value else None
+    except TimeoutError:
+        pytest.fail(f"the state topic did not reach the replay within {SETTLE_S}s: {differences(expected, latest)}")
+    finally:
+        await consumer.stop()
+    return latest
+
+
+def differences(expected: Snapshots, actual: dict[str, Any]) -> dict[str, object]:
+    """Return, per sid, the fields (expected, actual) that differ, for a readable failure."""
+    out: dict[str, object] = {}
+    for sid, state in expected.items():
+        got = actual.get(sid)
+        if not isinstance(got, dict):
+            out[sid] = got
+        elif diff := {key: (value, got.get(key)) for key, value in state.items() if got.get(key) != value}:
+            out[sid] = diff
+    return out
+
+
+def reordered(sent: Path) -> int:
+    """Count deliveries that arrived after a higher `sequence` of the same recorder."""
+    highest: dict[tuple[str, str], int] = {}
+    count = 0
+    for line in sent.read_bytes().splitlines():
+        payload = json.loads(line)["payload"]
+        lane = (payload["sid"], payload["uid"])
+        count += payload["sequence"] < highest.get(lane, -1)
+        highest[lane] = max(highest.get(lane, -1), payload["sequence"])
+    return count
+
+
+@pytest.mark.timeout(120)
+async def test_the_live_state_of_noisy_traffic_equals_the_replay_of_what_the_ingest_acknowledged(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    settings = processor_settings(bootstrap_servers, tmp_path)
+    specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
+    await ensure_topics(bootstrap_servers, specs)
+    ingest_port, sent = free_port(), tmp_path / "sent.jsonl"
+    query, ingest = f"http://127.0.0.1:{settings.web_port}", f"http://127.0.0.1:{ingest_port}"
+    with (
+        service("worker", [sys.executable, "-m", "processor", "worker"], worker_env(settings), tmp_path / "w.log") as w,
+        service(
+            "ingest",
+            [sys.executable, "-m", "ingest"],
+            ingest_env(bootstrap_servers, settings.raw_topic, ingest_port),
+            tmp_path / "ingest.log",
+        ) as i,
+    ):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            # 404 for an unknown sid only once the worker holds its partitions (the table router answers 500 before).
+            await wait_for_status(session, f"{query}/recordings/none/", 404, [w, i])
+            await wait_for_status(session, f"{ingest}/readyz", 200, [w, i])
+
+            options = Options(
+                url=f"{ingest}/v1/callbacks/agora",
+                recordings=10,
+                sent=sent,
+                secret=SECRET,
+                seed=5,
+                rate=2_000,
+                jitter_ms=JITTER_MS,
+                duplicates=0.2,
+                drops=0.05,
+                failovers=True,
+            )
+            tally = await simulate(options)
+            assert (tally.failed, tally.acknowledged) == (0, tally.sent)
+
+            expected = await replay_summary(sent)
+            # The scenario is as noisy as the test's name says.
+            assert len(expected) == 10
+            assert sum(state["failovers"] for state in expected.values()) > 0
+            assert sum(state["duplicates"] for state in expected.values()) > 0
+            assert sum(state["gaps"] for state in expected.values()) > 0
+            assert reordered(sent) > 0
+
+            latest = await settle_state(bootstrap_servers, settings.state_topic, expected, [w, i])
+            assert {sid: latest[sid] for sid in expected} == expected
+
+            served = {}
+            for sid in expected:
+                async with session.get(f"{query}/recordings/{sid}/") as response:
+                    assert response.status == 200
+                    served[sid] = await response.json()
+            assert served == expected
