@@ -44,6 +44,8 @@ def create_app(
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_host=settings.web_host,
         web_port=settings.web_port,
     )
@@ -82,12 +84,18 @@ def create_app(
             if event.message.topic == settings.ticks_topic:
                 result = pipeline.on_tick(recordings.get(key), key, now_ms=now_ms)
             else:
-                headers = list(event.message.headers or ())
-                result = pipeline.on_callback(recordings.get(key), key, event.value, headers, now_ms=now_ms)
-            _store(recordings, key, result)
-            local.note(key, result)
+                message = event.message
+                headers, position = list(message.headers or ()), (message.partition, message.offset)
+                result = pipeline.on_callback(
+                    recordings.get(key), key, event.value, headers, now_ms=now_ms, position=position
+                )
+            # Outputs are queued before the table write: faust flushes both before committing the input offset,
+            # and a changelog record must never be durable without the events it stands for (after a crash the
+            # replayed delivery would be a duplicate, and its events would be lost).
             for out in result.outgoing:
                 await outputs[out.role].send(key=out.key, value=out.value, headers=list(out.headers))
+            _store(recordings, key, result)
+            local.note(key, result)
             _observe(metrics, result, now_ms=now_ms)
 
     @app.timer(settings.tick_interval_s)  # type: ignore[untyped-decorator]  # faust's timer decorator is untyped

@@ -71,9 +71,16 @@ class Result:
     write: bool = True
     #: The callback was held behind a missing number rather than applied at once (an out-of-order arrival).
     held: bool = False
+    #: The record was re-read after a restart and was already part of the stored state.
+    reread: bool = False
     #: Callbacks the recording still holds, and its status; None once it is forgotten.
     buffered: int = 0
     status: int | None = None
+
+
+def _already_in(stored: tuple[int, int] | None, position: tuple[int, int] | None) -> bool:
+    # Offsets only compare within a partition (a sid changes partition only if the raw topic is repartitioned).
+    return stored is not None and position is not None and stored[0] == position[0] and position[1] <= stored[1]
 
 
 class Pipeline:
@@ -83,8 +90,17 @@ class Pipeline:
         self.reorder = reorder
         self.retention = retention
 
-    def on_callback(self, stored: bytes | None, key: bytes, raw: bytes, headers: Headers, *, now_ms: int) -> Result:
-        """Fold one raw record of the ingest into its recording."""
+    def on_callback(
+        self,
+        stored: bytes | None,
+        key: bytes,
+        raw: bytes,
+        headers: Headers,
+        *,
+        now_ms: int,
+        position: tuple[int, int] | None = None,
+    ) -> Result:
+        """Fold one raw record of the ingest into its recording; `position` is its (partition, offset), if any."""
         decoded = decode(raw)
         if isinstance(decoded, Rejection | OtherProduct):
             reason = decoded.reason if isinstance(decoded, Rejection) else f"productId {decoded.product_id}"
@@ -95,6 +111,10 @@ class Pipeline:
             return Result(stored, write=False, callback=decoded)
         sid = decoded.payload.sid
         tracked = load(stored, self.reorder) if stored is not None else track(sid, self.reorder)
+        if _already_in(tracked.source_position, position):
+            # Re-read after a restart: its effects (and its outputs, queued before them) are already durable.
+            return Result(stored, write=False, callback=decoded, reread=True)
+        tracked.source_position = position
         step = handle(tracked, decoded, now_ms=now_ms)
         result = self._result(tracked, step, sid.encode(), callback=decoded)
         result.held = tracked.buffer.holds(decoded.payload.uid, decoded.payload.sequence)

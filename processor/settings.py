@@ -60,6 +60,9 @@ class ProcessorSettings(BaseSettings):
     #: How long an ended recording is kept, so late and duplicate deliveries still find it.
     ended_retention_ms: int = Field(HOUR_MS, ge=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    #: How long the group waits for a silent worker (one killed, say) before giving its partitions to others.
+    #: Shorter means faster failover but more rebalances on a busy worker; Kafka's floor is 6 s by default.
+    session_timeout_s: float = Field(30.0, ge=1)
     #: Faust's web server: serves /metrics.
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)

@@ -28,6 +28,9 @@ class Tracked:
 
     recording: Recording
     buffer: ReorderBuffer
+    #: (partition, offset) of the latest raw record this state includes, when read from a log that has them:
+    #: after a crash the log is re-read from the last committed offset, and records up to here are already in.
+    source_position: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)  # not frozen: built once per delivery, on the hot path

@@ -41,6 +41,7 @@ def dump(tracked: Tracked) -> bytes:
             "clock_ms": buffer.clock_ms,
             "last_offer_ms": buffer.last_offer_ms,
             "lanes": [_dump_lane(lane) for lane in buffer.lanes.values()],
+            "source_position": tracked.source_position,
         }
     )
 
@@ -52,7 +53,8 @@ def load(data: bytes, policy: ReorderPolicy) -> Tracked:
         raise StoredRecordingError(f"not a stored recording of format version {FORMAT_VERSION}")
     lanes = {lane["uid"]: _load_lane(lane) for lane in stored["lanes"]}
     buffer = ReorderBuffer(policy, lanes, stored["clock_ms"], stored["last_offer_ms"])
-    return Tracked(_RECORDING.validate_python(stored["recording"]), buffer)
+    position = stored.get("source_position")
+    return Tracked(_RECORDING.validate_python(stored["recording"]), buffer, tuple(position) if position else None)
 
 
 def _dump_lane(lane: Lane) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from devenv.kafka import EmbeddedKafka, free_port, metadata_answers
 from devenv.topics import TopicSpec, ensure_topics
+from tests.conftest import TopicFactory
 from tests.ingest_support import wait_until
-from tests.integration.conftest import TopicFactory
 
 pytestmark = pytest.mark.kafka
 

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from devenv.kafka import EmbeddedKafka, free_port
+from tests.conftest import TopicFactory
 from tests.ingest_support import AGORA_SECRET, agora_headers, callback_body, wait_until
-from tests.integration.conftest import TopicFactory
 from tests.integration.test_kafka_publisher import consume
 
 pytestmark = pytest.mark.kafka

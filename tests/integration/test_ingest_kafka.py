@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from devenv.kafka import EmbeddedKafka, free_port
 from ingest.app import init_app
 from ingest.settings import IngestSettings
+from tests.conftest import TopicFactory
 from tests.ingest_support import AGORA_SECRET, agora_headers, callback_body, wait_until
-from tests.integration.conftest import TopicFactory
 from tests.integration.test_kafka_publisher import consume
 
 pytestmark = pytest.mark.kafka

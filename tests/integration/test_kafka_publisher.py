@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer
 
 from devenv.kafka import EmbeddedKafka, free_port
 from ingest.publisher import KafkaPublisher, PublishFailed, RawRecord
+from tests.conftest import TopicFactory
 from tests.ingest_support import wait_until
-from tests.integration.conftest import TopicFactory
 from tests.publisher_contract import PublisherContract, ReadBack, record
 
 pytestmark = pytest.mark.kafka

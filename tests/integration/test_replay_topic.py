@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from processor import replay
 from processor.simulation import deliver, generate_session, random_shape
-from tests.integration.conftest import TopicFactory
+from tests.conftest import TopicFactory
 
 pytestmark = pytest.mark.kafka
 

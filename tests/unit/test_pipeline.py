@@ -125,3 +125,14 @@ def test_the_stored_path_ends_in_the_state_a_replay_of_the_same_log_computes(sha
     live = RecordingState.model_validate_json(final.outgoing[-1].value or b"")
     (replayed,) = fold_all([decode(line) for line in lines], PIPELINE.reorder).snapshots()  # type: ignore[misc]
     assert live == replayed
+
+
+def test_a_record_re_read_after_a_restart_is_recognised_by_its_position_not_counted_as_a_duplicate():
+    first = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0, position=(2, 10))
+    second = PIPELINE.on_callback(first.stored, KEY, raw(33, 1, {"progress": 1}), [], now_ms=T0, position=(2, 11))
+    again = PIPELINE.on_callback(second.stored, KEY, raw(40, 0), [], now_ms=T0, position=(2, 10))
+    assert (again.reread, again.write, again.outgoing) == (True, False, [])
+    resent = PIPELINE.on_callback(second.stored, KEY, raw(40, 0, notify_ms=T0 + 5), [], now_ms=T0, position=(2, 12))
+    assert resent.step.duplicate  # a real NCS resend has a new position: a duplicate, counted as such
+    moved = PIPELINE.on_callback(second.stored, KEY, raw(33, 2, {"progress": 2}), [], now_ms=T0, position=(0, 3))
+    assert not moved.reread  # another partition (a repartitioned topic): offsets do not compare

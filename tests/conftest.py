@@ -1,4 +1,4 @@
-"""Fixtures of the integration tier: one real Kafka broker per session, a fresh topic per test."""
+"""Fixtures shared by the broker tiers (integration, e2e): one real Kafka broker per session, a fresh topic per test."""
 
 from __future__ import annotations
 

@@ -1,0 +1,63 @@
+"""A worker killed with SIGKILL mid-stream and restarted ends in the replay state; re-sent events keep their ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.integration.worker_support import (
+    create_topics,
+    noisy_bodies,
+    publish,
+    read_all,
+    records,
+    replay_states,
+    running_worker,
+    settle_state,
+    worker_env,
+)
+
+pytestmark = [
+    pytest.mark.kafka,
+    # OPEN DEFECT (issue 4), reproduced here and run on demand: after a SIGKILL the restarted worker sometimes
+    # ends without one callback that the first worker had applied (events_applied one short, the gap it leaves
+    # reported). Faust flushes its producer before committing offsets, so the cause is not found yet.
+    pytest.mark.skipif(
+        not os.environ.get("RUN_OPEN_DEFECTS"), reason="open defect under investigation: RUN_OPEN_DEFECTS=1 runs it"
+    ),
+]
+
+
+async def test_a_worker_killed_mid_stream_restarts_into_the_replay_state_with_stable_event_ids(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    topics = await create_topics(bootstrap_servers)
+    app_id = f"processor-{uuid.uuid4().hex[:8]}"
+    # Kafka's shortest session: the group gives the dead worker's partitions to its successor after 6 s.
+    env = worker_env(bootstrap_servers, topics, tmp_path / "data", app_id, PROCESSOR_SESSION_TIMEOUT_S="6")
+    bodies = noisy_bodies(seed=33, recordings=30)
+    await publish(bootstrap_servers, topics["raw"], bodies)
+
+    with running_worker(env, tmp_path / "worker.log") as first:
+        async with asyncio.timeout(60):  # kill it as soon as it has produced its first state record
+            async for _ in records(bootstrap_servers, topics["state"], first):
+                break
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+
+    with running_worker(env, tmp_path / "worker.log") as second:
+        await settle_state(bootstrap_servers, topics["state"], replay_states(bodies), second)
+
+    contents: dict[str, set[bytes]] = defaultdict(set)
+    for value in await read_all(bootstrap_servers, topics["events"]):
+        contents[json.loads(value)["event_id"]].add(value)
+    assert contents
+    changed = {event_id: sorted(values) for event_id, values in contents.items() if len(values) > 1}
+    assert not changed, f"event ids emitted with different content: {changed}"
