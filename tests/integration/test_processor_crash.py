@@ -26,9 +26,12 @@ from tests.integration.worker_support import (
 
 pytestmark = [
     pytest.mark.kafka,
-    # OPEN DEFECT (issue 4), reproduced here and run on demand: after a SIGKILL the restarted worker sometimes
-    # ends without one callback that the first worker had applied (events_applied one short, the gap it leaves
-    # reported). Faust flushes its producer before committing offsets, so the cause is not found yet.
+    # OPEN DEFECT (issue 4), reproduced here and run on demand. The restarted worker sometimes ends one callback
+    # short. Diagnosis so far (changelog read back after a failing run): the callback's effect is already missing
+    # from the *first* worker's next state write (e.g. raw offset 19 absent from the state written for offset 20),
+    # during its start-up with a backlog and before any offset commit; the kill only makes it visible. Suspect:
+    # faust resetting the memory table from a lagging changelog on an early rebalance while the consumer keeps
+    # its position. Records published after the worker is up (test_processor_worker, tests/e2e) do not show it.
     pytest.mark.skipif(
         not os.environ.get("RUN_OPEN_DEFECTS"), reason="open defect under investigation: RUN_OPEN_DEFECTS=1 runs it"
     ),
