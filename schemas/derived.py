@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 SCHEMA_VERSION: Final = 1
 
 
-def event_id(sid: str, uid: str, sequence: int | None, kind: str) -> str:
-    """Return the id of the derived event of `kind` caused by one delivery."""
-    return f"{sid}:{uid}:{sequence}:{kind}"
+def event_id(sid: str, uid: str, position: int | str, kind: str) -> str:
+    """Return the id of the derived event of `kind` at `position` (a `sequence`, or a span "from-to") of a uid."""
+    return f"{sid}:{uid}:{position}:{kind}"
 
 
 #: Each derived event class's field defaults, computed once (see `DerivedEvent.trusted`).

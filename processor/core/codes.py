@@ -73,8 +73,8 @@ LEAVE_CODE_BITS: Final = MappingProxyType(
 )
 LEAVE_CODE_INIT: Final = "init_failed"
 
-#: cloud_recording_error errorLevel (spec event 1); 5 is fatal: "query the recording".
-ERROR_LEVEL_NAMES: Final = MappingProxyType({1: "debug", 2: "minor", 3: "medium", 4: "major", 5: "fatal"})
+#: cloud_recording_error errorLevel (spec event 1): 1 debug, 2 minor, 3 medium, 4 major, 5 fatal ("query the
+#: recording").
 FATAL_ERROR_LEVEL: Final = 5
 
 #: Stream state of events 43/44.

@@ -10,7 +10,7 @@ from processor.core import codes
 from processor.core.machine import Recording, apply, event_ms, summary
 from processor.core.reorder import Delivered, Gap, Released, ReorderBuffer, ReorderPolicy, SequenceSet
 from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID, Callback
-from schemas.derived import DerivedEvent, SequenceGapDetected, SessionExpired
+from schemas.derived import DerivedEvent, SequenceGapDetected, SessionExpired, event_id
 from schemas.state import RecordingState, StreamState
 
 #: The console's address check sends signed test events on this channel (spec README): never a recording.
@@ -106,7 +106,7 @@ def retire(tracked: Tracked, *, now_ms: int, policy: RetentionPolicy) -> tuple[V
         return "removed", drained
     last_sequence = max((lane.received.highest() or 0 for lane in tracked.buffer.lanes.values()), default=0)
     expired = SessionExpired(
-        event_id=f"{rec.sid}:{rec.uid}:{last_sequence}:session_expired",
+        event_id=event_id(rec.sid, rec.uid, last_sequence, SessionExpired.kind_name()),
         sid=rec.sid,
         cname=rec.cname,
         uid=rec.uid,
@@ -145,7 +145,7 @@ def _apply_released(recording: Recording, released: Released) -> Step:
 def _gap_event(recording: Recording, gap: Gap) -> SequenceGapDetected:
     span = f"{gap.missing_from}-{gap.missing_to}"
     return SequenceGapDetected(
-        event_id=f"{recording.sid}:{gap.uid}:{span}:sequence_gap",
+        event_id=event_id(recording.sid, gap.uid, span, SequenceGapDetected.kind_name()),
         sid=recording.sid,
         cname=recording.cname or gap.next_callback.payload.cname,
         uid=gap.uid,

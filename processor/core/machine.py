@@ -54,6 +54,7 @@ from schemas.derived import (
     UploadProgressed,
     VodUploadStarted,
     VodUploadTriggered,
+    event_id,
 )
 from schemas.state import ErrorRecord, FailoverRecord
 
@@ -128,14 +129,13 @@ def apply(recording: Recording, callback: Callback, *, late: bool = False) -> De
 class _Origin:
     """One callback's identity and event time, and the fields every derived event of it shares."""
 
-    __slots__ = ("at_ms", "base", "key", "prefix")
+    __slots__ = ("at_ms", "base", "key")
 
     def __init__(self, recording: Recording, callback: Callback, late: bool) -> None:
         payload = callback.payload
         at_ms = event_ms(callback)
         self.at_ms = at_ms
         self.key: OrderKey = (at_ms, payload.uid, payload.sequence)
-        self.prefix = f"{recording.sid}:{payload.uid}:{payload.sequence}:"
         self.base: dict[str, Any] = {
             "sid": recording.sid,
             "cname": recording.cname or payload.cname,
@@ -148,7 +148,7 @@ class _Origin:
     def event(self, cls: type[E], **fields: Any) -> E:
         """Build the derived event of class `cls` that this callback causes."""
         fields.update(self.base)
-        fields["event_id"] = self.prefix + cls.kind_name()
+        fields["event_id"] = event_id(self.base["sid"], self.base["uid"], self.base["sequence"], cls.kind_name())
         return cls.trusted(fields)
 
 
