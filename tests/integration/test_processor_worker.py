@@ -27,13 +27,23 @@ pytestmark = pytest.mark.kafka
 POISON = [b"{not json", b"[1, 2]", orjson.dumps({"productId": 1, "eventType": 101, "payload": {}})]
 
 
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+@pytest.mark.parametrize(
+    ("store", "guarantee"),
+    [("memory://", "at_least_once"), ("rocksdb://", "at_least_once"), ("memory://", "exactly_once")],
+)
 async def test_the_worker_ends_in_the_replay_state_and_dead_letters_poison(
-    bootstrap_servers: str, tmp_path: Path, store: str
+    bootstrap_servers: str, tmp_path: Path, store: str, guarantee: str
 ) -> None:
     topics = await create_topics(bootstrap_servers)
     app_id = f"processor-{uuid.uuid4().hex[:8]}"
-    env = worker_env(bootstrap_servers, topics, tmp_path / "data", app_id, PROCESSOR_STORE=store)
+    env = worker_env(
+        bootstrap_servers,
+        topics,
+        tmp_path / "data",
+        app_id,
+        PROCESSOR_STORE=store,
+        PROCESSOR_PROCESSING_GUARANTEE=guarantee,
+    )
     bodies = noisy_bodies(seed=21, recordings=8)
     expected = replay_states(bodies)
     with running_worker(env, tmp_path / "worker.log") as worker:
