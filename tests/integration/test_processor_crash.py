@@ -24,27 +24,34 @@ from tests.integration.worker_support import (
     worker_env,
 )
 
-pytestmark = [
-    pytest.mark.kafka,
-    # OPEN DEFECT (issue 4), reproduced here and run on demand. The restarted worker sometimes ends one callback
-    # short. Diagnosis so far (changelog read back after a failing run): the callback's effect is already missing
-    # from the *first* worker's next state write (e.g. raw offset 19 absent from the state written for offset 20),
-    # during its start-up with a backlog and before any offset commit; the kill only makes it visible. Suspect:
-    # faust resetting the memory table from a lagging changelog on an early rebalance while the consumer keeps
-    # its position. Records published after the worker is up (test_processor_worker, tests/e2e) do not show it.
-    pytest.mark.skipif(
-        not os.environ.get("RUN_OPEN_DEFECTS"), reason="open defect under investigation: RUN_OPEN_DEFECTS=1 runs it"
-    ),
-]
+pytestmark = pytest.mark.kafka
+
+#: OPEN DEFECT (issue 4), reproduced by the at_least_once case and run on demand (RUN_OPEN_DEFECTS=1). Under
+#: at-least-once the restarted worker sometimes ends one or more callbacks short (events_applied short, the holes
+#: reported as gaps); under exactly_once the same scenario passes. Read back after a failing run, the changelog
+#: lacks the callback's effect in the next state written for the sid, with one clean rebalance and no offset
+#: committed before the kill. Unverified suspect: faust's at-least-once producer is not idempotent, so changelog
+#: writes of one key can be reordered or duplicated and recovery keeps a stale value.
+AT_LEAST_ONCE_DEFECT = pytest.mark.skipif(
+    not os.environ.get("RUN_OPEN_DEFECTS"), reason="open defect under investigation: RUN_OPEN_DEFECTS=1 runs it"
+)
 
 
+@pytest.mark.parametrize("guarantee", ["exactly_once", pytest.param("at_least_once", marks=AT_LEAST_ONCE_DEFECT)])
 async def test_a_worker_killed_mid_stream_restarts_into_the_replay_state_with_stable_event_ids(
-    bootstrap_servers: str, tmp_path: Path
+    bootstrap_servers: str, tmp_path: Path, guarantee: str
 ) -> None:
     topics = await create_topics(bootstrap_servers)
     app_id = f"processor-{uuid.uuid4().hex[:8]}"
     # Kafka's shortest session: the group gives the dead worker's partitions to its successor after 6 s.
-    env = worker_env(bootstrap_servers, topics, tmp_path / "data", app_id, PROCESSOR_SESSION_TIMEOUT_S="6")
+    env = worker_env(
+        bootstrap_servers,
+        topics,
+        tmp_path / "data",
+        app_id,
+        PROCESSOR_SESSION_TIMEOUT_S="6",
+        PROCESSOR_PROCESSING_GUARANTEE=guarantee,
+    )
     bodies = noisy_bodies(seed=33, recordings=30)
     await publish(bootstrap_servers, topics["raw"], bodies)
 
