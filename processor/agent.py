@@ -6,6 +6,7 @@ sid to the ticks topic, which is co-partitioned with the raw topic and read by t
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from processor.core.persist import load
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
 from processor.pipeline import Pipeline, Result
 from processor.settings import ProcessorSettings
+
+#: Default page size of GET /recordings/.
+PAGE_SIZE = 100
 
 
 def wall_clock_ms() -> int:
@@ -122,7 +126,21 @@ def create_app(
         state = snapshot(load(stored, pipeline.reorder))
         return web.bytes(state.model_dump_json().encode(), content_type="application/json")
 
-    del process, send_ticks, on_assigned, get_recording  # registered with the app
+    @app.page("/recordings/")
+    async def list_recordings(web: Any, request: Any) -> Any:
+        """This worker's recordings (optionally of one `status`), by sid, `limit` a page after the sid `after`."""
+        try:
+            status = int(request.query["status"]) if "status" in request.query else None
+            limit = int(request.query.get("limit", PAGE_SIZE))
+        except ValueError:
+            return web.json({"error": "status and limit must be integers"}, status=400)
+        size = min(max(limit, 1), 1000)
+        keys = local.page(status=status, after=request.query.get("after", "").encode(), limit=size)
+        states = [json.loads(snapshot(load(recordings[key], pipeline.reorder)).model_dump_json()) for key in keys]
+        following = keys[-1].decode() if len(keys) == size else None
+        return web.json({"recordings": states, "next": following})
+
+    del process, send_ticks, on_assigned, get_recording, list_recordings  # registered with the app
     return app
 
 
@@ -159,6 +177,11 @@ class _LocalView:
         self.deadlines[key] = result.deadline_ms
         self.buffered[key] = result.buffered
         self.status[key] = result.status
+
+    def page(self, *, status: int | None, after: bytes, limit: int) -> list[bytes]:
+        """Return up to `limit` sids after `after`, in order, of the given status (any if None)."""
+        keys = sorted(key for key, known in self.status.items() if key > after and status in (None, known))
+        return keys[:limit]
 
     def due(self, now_ms: int) -> list[bytes]:
         """Return (and unschedule) the recordings whose deadline has come."""

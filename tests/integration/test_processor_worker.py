@@ -65,3 +65,20 @@ async def test_the_worker_ends_in_the_replay_state_and_dead_letters_poison(
         assert json.loads(body) == expected[sid]
         status, _ = await asyncio.to_thread(get, f"{worker.url}/recordings/no-such-sid/")
         assert status == 404
+
+        # The listing pages through this worker's recordings of one status, in sid order.
+        ended = sorted(sid for sid, state in expected.items() if state["status"] == 8)
+        assert len(ended) >= 3  # more than one page of 2
+        listed, after = [], ""
+        for _ in range(len(ended) + 1):
+            status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/?status=8&limit=2&after={after}")
+            assert status == 200
+            page = json.loads(body)
+            listed += page["recordings"]
+            if page["next"] is None:
+                break
+            after = page["next"]
+        assert [state["sid"] for state in listed] == ended
+        assert all(state == expected[state["sid"]] for state in listed)
+        status, _ = await asyncio.to_thread(get, f"{worker.url}/recordings/?status=ended")
+        assert status == 400
