@@ -17,9 +17,8 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
-from processor.core.fold import RetentionPolicy, snapshot
+from processor.core.fold import RetentionPolicy
 from processor.core.machine import event_ms
-from processor.core.persist import load
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
 from processor.pipeline import Pipeline, Result
 from processor.settings import ProcessorSettings
@@ -123,8 +122,7 @@ def create_app(
         stored = recordings.get(sid.encode())
         if stored is None:
             return web.json({"error": f"unknown sid {sid}"}, status=404)
-        state = snapshot(load(stored, pipeline.reorder))
-        return web.bytes(state.model_dump_json().encode(), content_type="application/json")
+        return web.bytes(pipeline.describe(stored), content_type="application/json")
 
     @app.page("/recordings/")
     async def list_recordings(web: Any, request: Any) -> Any:
@@ -136,7 +134,7 @@ def create_app(
             return web.json({"error": "status and limit must be integers"}, status=400)
         size = min(max(limit, 1), 1000)
         keys = local.page(status=status, after=request.query.get("after", "").encode(), limit=size)
-        states = [json.loads(snapshot(load(recordings[key], pipeline.reorder)).model_dump_json()) for key in keys]
+        states = [json.loads(pipeline.describe(recordings[key])) for key in keys]
         following = keys[-1].decode() if len(keys) == size else None
         return web.json({"recordings": states, "next": following})
 

@@ -78,6 +78,10 @@ class Result:
     status: int | None = None
 
 
+def _state_json(tracked: Tracked) -> bytes:
+    return snapshot(tracked).model_dump_json().encode()
+
+
 def _already_in(stored: tuple[int, int] | None, position: tuple[int, int] | None) -> bool:
     # Offsets only compare within a partition (a sid changes partition only if the raw topic is repartitioned).
     return stored is not None and position is not None and stored[0] == position[0] and position[1] <= stored[1]
@@ -135,9 +139,13 @@ class Pipeline:
         outgoing = [*self._derived(merged.derived, key), Outgoing("state", key, None)]
         return Result(None, outgoing, merged)
 
+    def describe(self, stored: bytes) -> bytes:
+        """Return the RecordingState JSON of a stored recording (what the state topic and the query API show)."""
+        return _state_json(load(stored, self.reorder))
+
     def _result(self, tracked: Tracked, step: Step, key: bytes, *, callback: Callback | None = None) -> Result:
         outgoing = self._derived(step.derived, key)
-        outgoing.append(Outgoing("state", key, snapshot(tracked).model_dump_json().encode()))
+        outgoing.append(Outgoing("state", key, _state_json(tracked)))
         deadline = next_deadline_ms(tracked, self.retention)
         result = Result(dump(tracked), outgoing, step, callback=callback, deadline_ms=deadline)
         result.buffered, result.status = tracked.buffer.buffered(), tracked.recording.status
