@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -42,13 +41,11 @@ async def test_a_worker_killed_mid_stream_restarts_into_the_replay_state_with_st
     bootstrap_servers: str, tmp_path: Path, guarantee: str
 ) -> None:
     topics = await create_topics(bootstrap_servers)
-    app_id = f"processor-{uuid.uuid4().hex[:8]}"
     # Kafka's shortest session: the group gives the dead worker's partitions to its successor after 6 s.
     env = worker_env(
         bootstrap_servers,
         topics,
         tmp_path / "data",
-        app_id,
         PROCESSOR_SESSION_TIMEOUT_S="6",
         PROCESSOR_PROCESSING_GUARANTEE=guarantee,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from pathlib import Path
 
 import orjson
@@ -35,12 +34,10 @@ async def test_the_worker_ends_in_the_replay_state_and_dead_letters_poison(
     bootstrap_servers: str, tmp_path: Path, store: str, guarantee: str
 ) -> None:
     topics = await create_topics(bootstrap_servers)
-    app_id = f"processor-{uuid.uuid4().hex[:8]}"
     env = worker_env(
         bootstrap_servers,
         topics,
         tmp_path / "data",
-        app_id,
         PROCESSOR_STORE=store,
         PROCESSOR_PROCESSING_GUARANTEE=guarantee,
     )

@@ -64,14 +64,12 @@ class Worker:
             pytest.fail(f"the worker exited with {self.process.returncode}")
 
 
-def worker_env(
-    bootstrap_servers: str, topics: dict[str, str], data_dir: Path, app_id: str, **extra: str
-) -> dict[str, str]:
-    """The environment of a worker on these topics (the app id and data dir are its identity across restarts)."""
+def worker_env(bootstrap_servers: str, topics: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker of a fresh group on these topics; reuse it to restart the same worker."""
     env = {
         **os.environ,
         "PROCESSOR_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "PROCESSOR_APP_ID": app_id,
+        "PROCESSOR_APP_ID": f"processor-{uuid.uuid4().hex[:8]}",
         "PROCESSOR_PARTITIONS": str(PARTITIONS),
         "PROCESSOR_DATA_DIR": str(data_dir),
         "PROCESSOR_TICK_INTERVAL_S": "0.2",
