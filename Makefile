@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_JARS := .cache/kafka-jars
 KAFKA_STAMP := $(KAFKA_JARS)/.resolved
+TOOLS := .cache/tools
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -29,6 +30,11 @@ $(KAFKA_STAMP): deploy/kafka/pom.xml
 
 kafka-jars: $(KAFKA_STAMP) ## Resolve the embedded Kafka broker's jars into .cache/ (needs Java 17 and Maven)
 
+# Each deploy/tools/*.sh installs one check tool (idempotent; Debian packages need root, as on CI).
+tools: ## Install the check tools the tests use (Prometheus/promtool, kubeconform, ...) into the machine or .cache/tools
+	@mkdir -p $(TOOLS)
+	@for script in deploy/tools/*.sh; do bash $$script $(CURDIR)/$(TOOLS) || exit 1; done
+
 fmt: install ## Format and autofix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -51,15 +57,15 @@ test-integration: install kafka-jars ## Integration tests against a real embedde
 test-e2e: install kafka-jars ## End-to-end: real ingest and processor subprocesses, simulated traffic, live == replay
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-test: install kafka-jars ## Install everything and run lint plus the whole test suite
+test: install kafka-jars tools ## Install everything and run lint plus the whole test suite
 	$(MAKE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 replay: install ## Replay a raw log: make replay FILE=bodies.jsonl [ARGS=--summary]
 	$(BIN)/python -m processor replay $(FILE) $(ARGS)
 
-bench: install ## Micro-benchmarks (not tests); writes bench/out/
-	$(BIN)/python -m bench.fold
+bench: install kafka-jars ## Every benchmark, side by side with its baseline: bench/results.json, .md, .png
+	$(BIN)/python -m bench $(ARGS)
 
 run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set), the processor on :6066 and the ingest on :8080
 	$(BIN)/python -m devenv.run
@@ -67,4 +73,4 @@ run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set), t
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install kafka-jars fmt lint schemas test-unit test-integration test-e2e test replay bench run clean
+.PHONY: help install kafka-jars tools fmt lint schemas test-unit test-integration test-e2e test replay bench run clean
