@@ -111,6 +111,7 @@ def create_app(
             await ticks.send(key=key, value=b"")
         metrics.buffered.set(sum(local.buffered.values()))
         metrics.set_active_by_status(Counter(local.status.values()))
+        metrics.set_max_idle(local.status, local.last_delivery, now_ms=now_ms)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -152,7 +153,7 @@ def _store(recordings: Any, key: bytes, result: Result) -> None:
 
 
 class _LocalView:
-    """What this worker knows of the recordings it processed: when each needs a tick, its depth and status.
+    """What this worker knows of the recordings it processed: when each needs a tick, its depth, status, last delivery.
 
     Not durable: after a restart or rebalance `rescan` makes the timer tick every local recording once, and each
     tick's result fills this in again.
@@ -162,6 +163,7 @@ class _LocalView:
         self.deadlines: dict[bytes, int] = {}
         self.buffered: dict[bytes, int] = {}
         self.status: dict[bytes, int] = {}
+        self.last_delivery: dict[bytes, int] = {}
         self.rescan = True
 
     def note(self, key: bytes, result: Result) -> None:
@@ -169,12 +171,13 @@ class _LocalView:
         if not result.write:
             return
         if result.deadline_ms is None or result.status is None:
-            for known in (self.deadlines, self.buffered, self.status):
+            for known in (self.deadlines, self.buffered, self.status, self.last_delivery):
                 known.pop(key, None)
             return
         self.deadlines[key] = result.deadline_ms
         self.buffered[key] = result.buffered
         self.status[key] = result.status
+        self.last_delivery[key] = result.last_delivery_ms
 
     def page(self, *, status: int | None, after: bytes, limit: int) -> list[bytes]:
         """Return up to `limit` sids after `after`, in order, of the given status (any if None)."""

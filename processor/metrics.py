@@ -70,6 +70,7 @@ class ProcessorMetrics:
     late: Counter
     buffered: Gauge
     active_recordings: Gauge
+    max_idle: Gauge
     failovers: Counter
     discontinuities: Counter
     discontinuity_seconds: Histogram
@@ -111,6 +112,11 @@ class ProcessorMetrics:
                 f"{PREFIX}_active_recordings",
                 "Recordings held by this worker, by status.",
                 ["status"],
+                registry=registry,
+            ),
+            max_idle=Gauge(
+                f"{PREFIX}_open_recording_max_idle_seconds",
+                "Time since the last delivery of this worker's most silent open (not ended) recording; 0 if none.",
                 registry=registry,
             ),
             failovers=counter("failovers", "Recorder failovers (session_failover, once per new uid)."),
@@ -179,6 +185,13 @@ class ProcessorMetrics:
         shown = {sample.labels["status"] for metric in self.active_recordings.collect() for sample in metric.samples}
         for name in shown | set(codes.STATUS_NAMES.values()) | set(by_name):
             self.active_recordings.labels(status=name).set(by_name.get(name, 0))
+
+    def set_max_idle(self, status: Mapping[bytes, int], last_delivery_ms: Mapping[bytes, int], *, now_ms: int) -> None:
+        """Set the silence of the most silent open recording from their status and last delivery (Unix ms) by sid."""
+        # An open recording sends uploading_progress once a minute (spec, eventType 33): a long silence means
+        # NCS stopped delivering to us, or the recording died without a session_exit.
+        open_ms = [ms for key, ms in last_delivery_ms.items() if status.get(key) not in codes.TERMINAL_STATUSES]
+        self.max_idle.set(max(0, now_ms - min(open_ms)) / 1000 if open_ms else 0)
 
 
 def _status_name(status: int) -> str:

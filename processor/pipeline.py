@@ -76,6 +76,8 @@ class Result:
     #: Callbacks the recording still holds, and its status; None once it is forgotten.
     buffered: int = 0
     status: int | None = None
+    #: When the recording last received a delivery (Unix ms, the worker's clock), for the idle gauge.
+    last_delivery_ms: int = 0
 
 
 def _state_json(tracked: Tracked) -> bytes:
@@ -149,6 +151,7 @@ class Pipeline:
         deadline = next_deadline_ms(tracked, self.retention)
         result = Result(dump(tracked), outgoing, step, callback=callback, deadline_ms=deadline)
         result.buffered, result.status = tracked.buffer.buffered(), tracked.recording.status
+        result.last_delivery_ms = tracked.buffer.last_offer_ms
         return result
 
     @staticmethod

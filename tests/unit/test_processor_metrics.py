@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
-from processor.core.fold import Step, Tracked, finish, handle, tick, track
+from processor.core.fold import RetentionPolicy, Step, Tracked, finish, handle, tick, track
 from processor.core.machine import event_ms
 from processor.core.reorder import ReorderPolicy
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
+from processor.pipeline import Pipeline
 from schemas.callbacks import Callback
-from tests.unit.builders import SID, T0, callback, progress
+from tests.unit.builders import SID, T0, body, callback, progress
 
 P = "recording_processor_"
 
@@ -166,6 +168,26 @@ def test_active_recordings_show_every_known_status_and_zero_the_ones_that_emptie
     assert value(registry, "active_recordings", status="first_file_uploaded") == 1
     for emptied in ("recorder_started", "exited_abnormally", "status_99"):
         assert registry.get_sample_value(P + "active_recordings", {"status": emptied}) == 0
+
+
+def test_the_idle_gauge_shows_the_silence_of_the_most_silent_open_recording_and_ignores_ended_ones(registry, metrics):
+    status = {b"open-a": 4, b"ended": 8, b"open-b": 5, b"failed": 20}
+    last = {b"open-a": T0, b"ended": T0 - 3_600_000, b"open-b": T0 + 60_000, b"failed": T0 - 7_200_000}
+    metrics.set_max_idle(status, last, now_ms=T0 + 600_000)
+    assert value(registry, "open_recording_max_idle_seconds") == 600.0
+
+
+def test_the_idle_gauge_is_zero_without_open_recordings(registry, metrics):
+    metrics.set_max_idle({b"open": 4}, {b"open": T0}, now_ms=T0 + 5_000)
+    metrics.set_max_idle({b"ended": 8}, {b"ended": T0}, now_ms=T0 + 600_000)
+    assert registry.get_sample_value(P + "open_recording_max_idle_seconds") == 0
+
+
+def test_the_pipeline_reports_a_recordings_last_delivery_for_the_idle_gauge_on_deliveries_and_ticks():
+    pipeline = Pipeline(ReorderPolicy(), RetentionPolicy())
+    delivered = pipeline.on_callback(None, SID.encode(), orjson.dumps(body(40, 0)), [], now_ms=T0 + 500)
+    ticked = pipeline.on_tick(delivered.stored, SID.encode(), now_ms=T0 + 120_000)
+    assert (delivered.last_delivery_ms, ticked.last_delivery_ms) == (T0 + 500, T0 + 500)
 
 
 def exercise(metrics: ProcessorMetrics) -> None:
