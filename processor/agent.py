@@ -25,6 +25,8 @@ from processor.settings import ProcessorSettings
 
 #: Default page size of GET /recordings/.
 PAGE_SIZE = 100
+#: The answer while partitions are being assigned or recovered: the owner of a sid is not known yet.
+NOT_READY = {"error": "partitions are being assigned or recovered; retry shortly"}
 
 
 def wall_clock_ms() -> int:
@@ -117,17 +119,25 @@ def create_app(
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         local.rescan = True
 
-    @app.page("/recordings/{sid}/")
     @app.table_route(table=recordings, match_info="sid")
-    async def get_recording(web: Any, request: Any, sid: str) -> Any:
+    async def owned_recording(web: Any, request: Any, sid: str) -> Any:
         stored = recordings.get(sid.encode())
         if stored is None:
             return web.json({"error": f"unknown sid {sid}"}, status=404)
         return web.bytes(pipeline.describe(stored), content_type="application/json")
 
+    @app.page("/recordings/{sid}/")
+    async def get_recording(web: Any, request: Any, sid: str) -> Any:
+        """The snapshot of one recording, answered by (or forwarded to) the worker that owns its sid."""
+        if app.rebalancing or not app.router.tables_metadata():  # nobody knows who owns what yet
+            return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
+        return await owned_recording(web, request, sid)  # type: ignore[call-arg]  # a union of view signatures
+
     @app.page("/recordings/")
     async def list_recordings(web: Any, request: Any) -> Any:
         """This worker's recordings (optionally of one `status`), by sid, `limit` a page after the sid `after`."""
+        if app.rebalancing:  # the local view is refilled by the ticks after the assignment
+            return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
         try:
             status = int(request.query["status"]) if "status" in request.query else None
             limit = int(request.query.get("limit", PAGE_SIZE))

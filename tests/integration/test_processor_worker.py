@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 
@@ -79,3 +80,38 @@ async def test_the_worker_ends_in_the_replay_state_and_dead_letters_poison(
         assert all(state == expected[state["sid"]] for state in listed)
         status, _ = await asyncio.to_thread(get, f"{worker.url}/recordings/?status=ended")
         assert status == 400
+
+
+async def test_the_query_api_answers_503_until_the_partitions_are_assigned(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    topics = await create_topics(bootstrap_servers)
+    # A member killed without leaving holds the group's rebalance for its session (10 s): its successor's web
+    # server is up long before the group assigns it any partition.
+    env = worker_env(bootstrap_servers, topics, tmp_path / "data", PROCESSOR_SESSION_TIMEOUT_S="10")
+    with running_worker(env, tmp_path / "first.log") as first:
+        await wait_for_answer(f"{first.url}/recordings/some-sid/", until={404})
+        first.process.kill()
+        first.process.wait(timeout=10)
+
+    with running_worker(env, tmp_path / "second.log") as second:
+        answers = await wait_for_answer(f"{second.url}/recordings/some-sid/", until={404})
+    statuses = [status for status, _ in answers]
+    assert 500 not in statuses
+    assert statuses[0] == 503, statuses
+    assert answers[0][1] == "1"  # Retry-After
+    assert statuses[-1] == 404
+
+
+async def wait_for_answer(url: str, *, until: set[int], timeout_s: float = 40) -> list[tuple[int, str | None]]:
+    """Poll `url` until it answers one of `until`; return every (status, Retry-After) seen once it was up."""
+    answers: list[tuple[int, str | None]] = []
+    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout_s):
+        while not answers or answers[-1][0] not in until:
+            try:
+                async with session.get(url) as response:
+                    answers.append((response.status, response.headers.get("Retry-After")))
+            except aiohttp.ClientConnectionError:  # not listening yet
+                pass
+            await asyncio.sleep(0.2)
+    return answers
