@@ -1,0 +1,105 @@
+"""Kafka chores of the benchmarks: fresh topics, publishing bodies keyed by sid, reading a topic to its end, offsets."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+
+from bench.workload import sid_of
+from devenv.topics import TopicSpec, ensure_topics
+
+#: The processor's default partition count (PROCESSOR_PARTITIONS): ticks are co-partitioned with the raw topic.
+PARTITIONS = 6
+#: The broker stamps records of these topics on append: "arrived on the topic" is then the broker's clock.
+LOG_APPEND_TIME = (("message.timestamp.type", "LogAppendTime"),)
+
+
+def unique(prefix: str) -> str:
+    """Return a topic or group name nobody used before."""
+    return f"bench-{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def create(bootstrap_servers: str, *specs: TopicSpec) -> None:
+    """Create topics (idempotent)."""
+    await ensure_topics(bootstrap_servers, list(specs))
+
+
+async def publish(bootstrap_servers: str, topic: str, lines: Sequence[bytes]) -> None:
+    """Write bodies keyed by sid, in order, as the ingest does (acks=all, idempotent)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for line in lines:
+            await producer.send(topic, line, key=sid_of(line))  # queues; flush() below waits for the acks
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
+    """Return a topic's partitions (the admin client asks; a consumer only knows the topics it subscribed to)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    numbers = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
+    if not numbers:
+        raise RuntimeError(f"no topic {topic!r}")
+    return [TopicPartition(topic, number) for number in sorted(numbers)]
+
+
+async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """Return partition → end offset of a topic."""
+    tps = await partitions(bootstrap_servers, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def committed(bootstrap_servers: str, group: str, topic: str) -> dict[int, int]:
+    """Return partition → committed offset of a consumer group on a topic (partitions without one are left out)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:  # no such group yet (or the offsets topic is being created)
+        return {}
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+async def read_to_end(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Return every record of a topic, from its beginning to its end when the read began."""
+    tps = await partitions(bootstrap_servers, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        remaining = {tp for tp in tps if starts[tp] < ends[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=10_000, max_records=5_000)
+            if not batch:
+                raise TimeoutError(f"{topic}: no record for 10 s before its end")
+            for tp, messages in batch.items():
+                records += [message for message in messages if message.offset < ends[tp]]
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return records

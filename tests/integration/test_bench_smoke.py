@@ -1,0 +1,48 @@
+"""`make bench` keeps working: the processor and rebuild benchmarks, in quick mode, on the session broker."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import rebuild, throughput
+from bench.context import Context
+from bench.report import BenchResult, environment, write_all
+from devenv.kafka import EmbeddedKafka
+
+pytestmark = pytest.mark.kafka
+
+
+def check_well_formed(result: BenchResult) -> None:
+    """Every comparison has a positive figure and baseline and a finite positive `<name>_ratio`."""
+    document = json.loads(json.dumps(result.as_json()))
+    assert document["method"]
+    assert document["comparisons"]
+    for name, item in document["comparisons"].items():
+        assert item["figure"]["value"] > 0, name
+        assert item["baseline"]["value"] > 0, name
+        assert item["figure"]["unit"] == item["baseline"]["unit"], name
+        ratio = item[f"{name}_ratio"]
+        assert math.isfinite(ratio), name
+        assert ratio > 0, name
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_processor_and_rebuild_benchmarks_report_well_formed_positive_figures(
+    kafka: EmbeddedKafka, tmp_path: Path
+) -> None:
+    ctx = Context(quick=True, workdir=tmp_path, bootstrap_servers=kafka.bootstrap_servers)
+
+    results = [throughput.run(ctx), rebuild.run(ctx)]
+
+    for result in results:
+        check_well_formed(result)
+    assert results[0].details["concurrent_recordings_per_worker"] > 0
+    written = write_all(results, environment(["--quick"], quick=True), tmp_path / "out")
+    assert [path.name for path in written] == ["results.json", "results.md", "results.png"]
+    document = json.loads(written[0].read_text())
+    assert set(document["benchmarks"]) == {"processor", "rebuild"}
+    assert written[2].stat().st_size > 0
