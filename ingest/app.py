@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from ingest import handlers
-from ingest.keys import DRAINING, INGEST, PUBLISHER, REGISTRY, SETTINGS
+from ingest import handlers, openapi
+from ingest.keys import DRAINING, INGEST, OPENAPI, PUBLISHER, REGISTRY, SETTINGS
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.service import Ingest, Provider
@@ -19,6 +20,9 @@ from ingest.signature import SCHEMES
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/v1/callbacks/{provider:" + "|".join(PROVIDERS) + "}"
+#: After answering before the body was read whole (408, 413), read and drop what the client still sends for at
+#: most this long, so that it sees the answer rather than a reset; then close (aiohttp's default is 10 s).
+DISCARD_AFTER_REFUSAL_S = 1.0
 
 
 def kafka_publisher(settings: IngestSettings) -> KafkaPublisher:
@@ -58,12 +62,23 @@ def init_app(
     settings: IngestSettings, publisher: Publisher | None = None, registry: CollectorRegistry | None = None
 ) -> web.Application:
     """Build the ingest application; the publisher defaults to Kafka as configured."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[handlers.observe])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[handlers.observe],
+        handler_args={
+            # Counted from a connection's opening or its previous answer: bounds slow request heads (slowloris).
+            "keepalive_timeout": settings.header_timeout_s,
+            "lingering_time": DISCARD_AFTER_REFUSAL_S,
+            # The signature covers the bytes on the wire, and a compressed body could inflate past the limit.
+            "auto_decompress": False,
+        },
+    )
     registry = registry if registry is not None else CollectorRegistry()
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[PUBLISHER] = publisher if publisher is not None else kafka_publisher(settings)
     app[DRAINING] = {"draining": False}
+    app[OPENAPI] = orjson.dumps(openapi.document(settings))
     app[INGEST] = Ingest(
         providers=providers(settings),
         publisher=app[PUBLISHER],
@@ -78,6 +93,7 @@ def init_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get(openapi.PATH, handlers.openapi)
     return app
 
 

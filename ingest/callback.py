@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import orjson
+
+from schemas.decode import MAX_DEPTH, shape
 
 #: The console's address check sends signed test events with this channel and uid (spec: What real senders
 #: do). They must be answered 200 but never reach the raw topic, where they would start a recording.
@@ -35,10 +38,15 @@ def inspect(raw_body: bytes) -> Callback:
         raise InvalidCallback(f"body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidCallback("body is not a JSON object")
+    if shape(body).too_deep:
+        # The processor would dead-letter it; other readers of the raw topic might choke on it first.
+        raise InvalidCallback(f"body is nested deeper than {MAX_DEPTH} levels")
+    _refuse_duplicate_keys(raw_body)
     payload = body.get("payload")
     if not isinstance(payload, dict):
         raise InvalidCallback("payload is missing or not an object")
-    is_test = payload.get("cname") == TEST_CHANNEL and str(payload.get("uid")) == TEST_UID
+    uid = payload.get("uid")
+    is_test = payload.get("cname") == TEST_CHANNEL and _is_text_or_int(uid) and str(uid) == TEST_UID
     sid = payload.get("sid")
     if not (isinstance(sid, str) and sid) and not is_test:
         raise InvalidCallback("payload.sid is missing or not a non-empty string")
@@ -51,6 +59,32 @@ def inspect(raw_body: bytes) -> Callback:
         notice_id=_notice_id(body),
         is_test=is_test,
     )
+
+
+def _refuse_duplicate_keys(raw_body: bytes) -> None:
+    """Raise InvalidCallback if an object repeats a name: parsers disagree on which value wins (RFC 8259 §4).
+
+    orjson keeps the last one, so the record could be keyed by one sid while another reader sees another.
+    I-JSON (RFC 7493 §2.3) forbids duplicates; NCS never sends them. Run after the depth check: the standard
+    library parser recurses.
+    """
+
+    def check(pairs: list[tuple[str, Any]]) -> None:
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            repeated = next(name for name in names if names.count(name) > 1)
+            raise InvalidCallback(f"duplicate key {repeated!r} in an object")
+
+    # Numbers are not needed here: skip building them (and int()'s limit on thousands of digits).
+    json.loads(raw_body, object_pairs_hook=check, parse_int=_ignore, parse_float=_ignore)
+
+
+def _ignore(_: str) -> None:
+    return None
+
+
+def _is_text_or_int(value: object) -> bool:
+    return isinstance(value, str) or _is_int(value)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ingest.keys import DRAINING, INGEST, PUBLISHER, REGISTRY, SETTINGS
+from ingest.keys import DRAINING, INGEST, OPENAPI, PUBLISHER, REGISTRY, SETTINGS
 from ingest.service import Outcome, Result
+from ingest.settings import IngestSettings
 
 #: NCS only counts a 200 with a JSON body as delivered; its content is ignored.
 OK_BODY = b"{}"
@@ -25,12 +27,25 @@ async def post_callback(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     received_ms = ingest.clock_ms()
     provider = ingest.providers[request.match_info["provider"]]
-    raw = await request.read()  # raises 413 past the app's client_max_size
+    raw = await read_body(request, request.app[SETTINGS])
     result = await ingest.receive(provider, raw, request.headers, received_ms=received_ms)
     if result.status == 200:
         return _ok()
     headers = {"Retry-After": str(request.app[SETTINGS].retry_after_s)} if result.status == 503 else None
     return web.json_response({"error": result.reason}, status=result.status, headers=headers)
+
+
+async def read_body(request: web.Request, settings: IngestSettings) -> bytes:
+    """Read the whole body, at most `max_body_bytes` of it (413) and within `body_timeout_s` (408)."""
+    declared = request.content_length
+    if declared is not None and declared > settings.max_body_bytes:
+        # Refused on its Content-Length, before a byte of it is read.
+        raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=declared)
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            return await request.read()  # a chunked body: 413 once past the app's client_max_size
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
 
 
 async def probe_callback(request: web.Request) -> web.Response:
@@ -54,27 +69,38 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """Serve the OpenAPI document of this ingest."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Expose the Prometheus metrics of this process."""
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-_OUTCOME_OF_STATUS = {405: Outcome.METHOD_NOT_ALLOWED, 413: Outcome.TOO_LARGE}
+_OUTCOME_OF_STATUS = {405: Outcome.METHOD_NOT_ALLOWED, 408: Outcome.BODY_TIMEOUT, 413: Outcome.TOO_LARGE}
+#: Answered before the body was read whole: the connection cannot carry another request.
+_BODY_LEFT_UNREAD = frozenset({408, 413})
 
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Track requests in flight; count and JSON-encode the errors aiohttp raises itself (405, 413)."""
+    """Track requests in flight; JSON-encode the errors raised (404, 405, 408, 413) and count the refusals."""
     ingest = request.app[INGEST]
     with ingest.metrics.in_flight.track_inprogress():
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            provider = request.match_info.get("provider") or request.path.rsplit("/", 1)[-1]
-            outcome = _OUTCOME_OF_STATUS.get(exc.status)
-            if outcome is None or exc.status < 400:
+            if exc.status < 400:
                 raise
-            ingest.count(provider if provider in ingest.providers else "unknown", Result(outcome, exc.status))
+            outcome = _OUTCOME_OF_STATUS.get(exc.status)
+            if outcome is not None:
+                provider = request.match_info.get("provider") or request.path.rsplit("/", 1)[-1]
+                ingest.count(provider if provider in ingest.providers else "unknown", Result(outcome, exc.status))
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-            return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
+            response = web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
+            if exc.status in _BODY_LEFT_UNREAD:
+                response.force_close()
+            return response

@@ -13,5 +13,7 @@ SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
 INGEST = web.AppKey("ingest", Ingest)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+#: The OpenAPI document, serialised once.
+OPENAPI = web.AppKey("openapi", bytes)
 #: Set once SIGTERM's shutdown begins: /readyz then answers 503 so load balancers stop sending.
 DRAINING = web.AppKey("draining", dict[str, bool])

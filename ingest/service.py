@@ -28,6 +28,7 @@ class Outcome(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     BAD_REQUEST = "bad_request"
     TOO_LARGE = "too_large"
+    BODY_TIMEOUT = "body_timeout"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNAVAILABLE = "unavailable"
 

@@ -36,6 +36,12 @@ class IngestSettings(BaseSettings):
     publish_timeout_s: float = Field(5.0, gt=0, lt=NCS_DEADLINE_S)
     retry_after_s: int = Field(5, ge=1)
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    #: Slow clients (slowloris): a connection must deliver a complete request head within this long of opening,
+    #: or of its previous answer; an idle keep-alive connection is closed after this long too (aiohttp's
+    #: keep-alive timer is the only header timer it has). A proxy that reuses connections must idle out sooner.
+    header_timeout_s: float = Field(10.0, gt=0)
+    #: ...and its whole body within this long of the head, or it gets a 408 and the connection is closed.
+    body_timeout_s: float = Field(5.0, gt=0, le=NCS_DEADLINE_S)
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     #: SIGTERM: how long in-flight requests may take to finish before the process exits anyway.
     drain_timeout_s: float = Field(10.0, gt=0)

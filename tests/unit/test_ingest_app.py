@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -288,3 +289,74 @@ async def test_metrics_expose_requests_latency_sizes_and_in_flight_without_sids(
     assert "ingest_requests_in_flight" in text
     assert "ingest_signature_failures_total" in text
     assert "never-a-label" not in text
+
+
+# --- slow, oversized and compressed bodies (raw sockets: the client libraries would not send them) -------------
+
+
+async def raw_exchange(client: Client, head: bytes, body: bytes = b"", *, timeout_s: float = 5) -> bytes:
+    """Send a request head and (part of) a body as given; return all the server sends before it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(head + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout_s)
+    finally:
+        writer.close()
+
+
+def post_head(length: int, *, path: str = AGORA, extra: str = "") -> bytes:
+    return f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{extra}\r\n".encode()
+
+
+async def test_a_declared_length_over_the_limit_is_a_413_before_any_of_the_body_is_read(
+    make_client: Callable[..., Awaitable[Client]], publisher: MemoryPublisher
+) -> None:
+    client = await make_client(max_body_bytes=2048)
+    # 100 MB announced, none sent: waiting for it would hang until the body timeout.
+    answer = await raw_exchange(client, post_head(100_000_000), timeout_s=2)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"Connection: close" in answer
+    assert publisher.records == []
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_is_closed(
+    make_client: Callable[..., Awaitable[Client]], publisher: MemoryPublisher, registry: CollectorRegistry
+) -> None:
+    client = await make_client(body_timeout_s=0.3)
+    began = asyncio.get_running_loop().time()
+    answer = await raw_exchange(client, post_head(500), b'{"eventType": 40, ', timeout_s=5)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b'"error"' in answer
+    # Answered at the timeout, closed after at most a second of discarding what still comes.
+    assert asyncio.get_running_loop().time() - began < 0.3 + 1.0 + 1.0
+    assert publisher.records == []
+    assert sample(registry, "ingest_requests_total", provider="agora", outcome="body_timeout") == 1
+
+
+async def test_a_connection_that_never_completes_its_request_head_is_closed(
+    make_client: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await make_client(header_timeout_s=0.3)
+    began = asyncio.get_running_loop().time()
+    answer = await raw_exchange(client, b"POST /v1/callbacks/agora HTTP/1.1\r\nHost: x\r\nX-Slow:", timeout_s=5)
+    assert answer == b""  # closed without an answer: there is no request to answer yet
+    assert asyncio.get_running_loop().time() - began < 0.3 + 1.5
+
+
+async def test_a_compressed_body_is_taken_as_sent_never_inflated(client: Client, publisher: MemoryPublisher) -> None:
+    inflated = callback_body(padding="0" * 10_000_000)  # 10 MB, far over the 256 KiB limit once inflated
+    compressed = gzip.compress(inflated)
+    headers = {**agora_headers(inflated), "Content-Encoding": "gzip"}
+    response = await client.post(AGORA, data=compressed, headers=headers)
+    assert response.status == 401  # signed over the inflated bytes, which are not what arrived
+    response = await client.post(AGORA, data=compressed, headers={**headers, **agora_headers(compressed)})
+    assert response.status == 400
+    assert "not JSON" in (await response.json())["error"]
+    assert publisher.records == []
+
+
+async def test_an_unknown_path_is_a_json_404(client: Client) -> None:
+    response = await client.get("/v2/elsewhere")
+    assert response.status == 404
+    assert "error" in await response.json()

@@ -47,8 +47,33 @@ def test_a_console_test_event_without_sid_is_still_recognised() -> None:
         (b'{"eventType": "40", "payload": {"sid": "x"}}', "eventType"),
         (b'{"eventType": true, "payload": {"sid": "x"}}', "eventType"),
         (b'{"eventType": 40.5, "payload": {"sid": "x"}}', "eventType"),
+        (b'{"eventType": 18446744073709551616, "payload": {"sid": "x"}}', "eventType"),
+        (b'{"eventType": 1e400, "payload": {"sid": "x"}}', "not JSON"),
+        (b'{"eventType": 40, "payload": {"sid": "\xed\xa0\x80"}}', "not JSON"),  # a UTF-8 encoded surrogate
+        (b'{"eventType": 40, "payload": {"sid": "x"}, "x": NaN}', "not JSON"),
+        (b'{"eventType": 40, "payload": {"sid": "a", "sid": "b"}}', "duplicate key 'sid'"),
+        (b'{"eventType": 40, "eventType": 41, "payload": {"sid": "x"}}', "duplicate key 'eventType'"),
+        (b'{"eventType": 40, "payload": {"sid": "x", "d": [{"k": 1, "k": 1}]}}', "duplicate key 'k'"),
+        (b'{"eventType": 40, "payload": {"sid": "x", "d": ' + b"[" * 40 + b"]" * 40 + b"}}", "nested deeper"),
     ],
 )
 def test_a_body_that_cannot_be_keyed_is_rejected_with_the_reason(body: bytes, reason: str) -> None:
     with pytest.raises(InvalidCallback, match=reason):
         inspect(body)
+
+
+def test_the_same_key_in_different_objects_is_no_duplicate() -> None:
+    body = b'{"eventType": 40, "sid": "x", "payload": {"sid": "x", "details": {"sid": "x"}}}'
+    assert inspect(body).sid == "x"
+
+
+def test_a_console_test_channel_with_a_deeply_nested_uid_is_refused_not_a_server_error() -> None:
+    # The uid was once turned into text before any depth check: 1000 levels overflowed Python's recursion.
+    body = b'{"payload": {"cname": "test_webhook", "uid": ' + b"[" * 1000 + b"]" * 1000 + b"}}"
+    with pytest.raises(InvalidCallback, match="nested deeper"):
+        inspect(body)
+
+
+def test_a_console_test_channel_with_a_uid_of_another_type_is_no_test_event() -> None:
+    with pytest.raises(InvalidCallback, match=r"payload\.sid"):
+        inspect(b'{"eventType": 40, "payload": {"cname": "test_webhook", "uid": ["12121212"]}}')

@@ -44,9 +44,22 @@ def test_defaults_follow_the_issue(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.instance_id
 
 
+def test_slow_clients_are_bounded_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load(monkeypatch, agora_secrets="s")
+    assert 0 < settings.header_timeout_s <= 30
+    assert 0 < settings.body_timeout_s <= 10  # NCS gives up on an answer after 10 s anyway
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("linger_ms", "5"), ("publish_timeout_s", "12"), ("port", "http"), ("log_level", "chatty")],
+    [
+        ("linger_ms", "5"),
+        ("publish_timeout_s", "12"),
+        ("port", "http"),
+        ("log_level", "chatty"),
+        ("header_timeout_s", "0"),
+        ("body_timeout_s", "60"),
+    ],
 )
 def test_a_bad_value_is_explained_with_the_variable_name(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str

@@ -1,0 +1,221 @@
+"""The ingest's OpenAPI 3.1 document, built from the constants its handlers use; served at GET /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.callback import TEST_CHANNEL, TEST_UID
+from ingest.settings import PROVIDERS, IngestSettings
+from ingest.signature import AGORA, ANYRTC
+from schemas.decode import MAX_DEPTH
+
+PATH = "/openapi.json"
+CALLBACK_PATH = "/v1/callbacks/{provider}"
+#: Methods a callback path refuses with 405 (documented so that clients and fuzzers see the refusal).
+REFUSED_METHODS = ("put", "patch", "delete")
+#: The range of integers the ingest's JSON parser reads as integers (beyond it, as floats).
+INT_RANGE = {"minimum": -(2**63), "maximum": 2**64 - 1}
+
+Json = dict[str, Any]
+
+
+def document(settings: IngestSettings) -> Json:
+    """Return the OpenAPI document of an ingest configured by `settings`."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Cloud Recording callback ingest",
+            "version": "1",
+            "description": (
+                "Receives Agora and anyRTC Cloud Recording NCS callbacks, verifies their signature, checks just "
+                "enough to key them, and answers 200 only once Kafka has acknowledged the raw body."
+            ),
+        },
+        "paths": {
+            CALLBACK_PATH: _callback_path(settings),
+            "/healthz": _get_and_head("Liveness: 200 while the process serves requests.", _status_response("alive")),
+            "/readyz": _get_and_head(
+                "Readiness: 200 while Kafka answers and the process is not draining.",
+                _status_response("ready"),
+                {"503": _status_response("draining", "broker unreachable")},
+            ),
+            "/metrics": _get_and_head(
+                "Prometheus metrics of this process.",
+                {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {}}}},
+            ),
+            PATH: _get_and_head(
+                "This document.",
+                {"description": "The OpenAPI document", "content": {"application/json": {"schema": _ref("Document")}}},
+            ),
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": _security_schemes(),
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before sending the callback again (INGEST_RETRY_AFTER_S).",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+                "Allow": {
+                    "description": "The methods the path accepts.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+    }
+
+
+def _callback_path(settings: IngestSettings) -> Json:
+    probe = {
+        "summary": "Address check",
+        "description": "NCS and its console check a new callback address: answered 200, never published.",
+        "responses": {"200": _empty_ok("The address is live."), "404": _error("Unknown provider.")},
+    }
+    refused = {
+        "summary": "Refused method",
+        "responses": {"405": _error("Only POST, GET and HEAD are accepted.", headers=["Allow"])},
+    }
+    return {
+        "parameters": [
+            {
+                "name": "provider",
+                "in": "path",
+                "required": True,
+                "description": "Whose signature scheme and secrets verify the callback.",
+                "schema": {"type": "string", "enum": list(PROVIDERS)},
+            }
+        ],
+        "post": _post_callback(settings),
+        "get": {**probe, "operationId": "probeCallbackAddress"},
+        "head": {**_headers_only(probe), "operationId": "probeCallbackAddressHead"},
+        **{method: {**refused, "operationId": f"{method}Callback"} for method in REFUSED_METHODS},
+    }
+
+
+def _post_callback(settings: IngestSettings) -> Json:
+    return {
+        "operationId": "postCallback",
+        "summary": "One NCS callback",
+        "description": (
+            "The body is published to Kafka byte for byte, keyed by `payload.sid`, and answered 200 only after the "
+            f"broker's acknowledgement. The console's test events (`payload.cname` {TEST_CHANNEL!r}, `payload.uid` "
+            f"{TEST_UID!r}) are verified and answered 200 without `sid` or `eventType`, and never published. A "
+            f"signature header of the provider's scheme is checked first: the first one present decides."
+        ),
+        "security": [{name: []} for name in _security_schemes()],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("Callback")}},
+        },
+        "responses": {
+            "200": _empty_ok("Durably stored (or a console test event)."),
+            "400": _error(
+                "Not a keyable callback: not JSON, not an object, no non-empty string `payload.sid`, no integer "
+                f"`eventType`, nested deeper than {MAX_DEPTH} levels, or an object repeating a key."
+            ),
+            "401": _error("Missing signature, or none of the provider's secrets verifies it."),
+            "404": _error("Unknown provider."),
+            "408": _error(f"The body did not arrive within INGEST_BODY_TIMEOUT_S ({settings.body_timeout_s:g} s)."),
+            "413": _error(f"The body is over INGEST_MAX_BODY_BYTES ({settings.max_body_bytes} bytes)."),
+            "503": _error(
+                "Kafka is unreachable or did not acknowledge within INGEST_PUBLISH_TIMEOUT_S "
+                f"({settings.publish_timeout_s:g} s): send it again later.",
+                headers=["Retry-After"],
+            ),
+        },
+    }
+
+
+def _get_and_head(description: str, ok: Json, others: Json | None = None) -> Json:
+    get = {"summary": description, "responses": {"200": ok, **(others or {})}}
+    return {"get": get, "head": _headers_only(get)}
+
+
+def _headers_only(get: Json) -> Json:
+    """The HEAD twin of a GET operation (aiohttp answers both): the same statuses, no bodies."""
+    responses = {status: {"description": response["description"]} for status, response in get["responses"].items()}
+    return {**get, "summary": f"{get['summary']} (headers only)", "responses": responses}
+
+
+def _schemas() -> Json:
+    return {
+        "Callback": {
+            "description": (
+                "What the ingest checks of an NCS body; every other field is kept as sent. Also refused: nesting "
+                f"deeper than {MAX_DEPTH} levels and objects repeating a key (neither expressible here)."
+            ),
+            "type": "object",
+            "required": ["eventType", "payload"],
+            "properties": {
+                "eventType": {
+                    "description": "The callback's type; any integer is accepted and published.",
+                    "type": "integer",
+                    **INT_RANGE,
+                },
+                "payload": {
+                    "type": "object",
+                    "required": ["sid"],
+                    "properties": {
+                        "sid": {
+                            "description": "The recording session: the Kafka key.",
+                            "type": "string",
+                            "minLength": 1,
+                        }
+                    },
+                },
+                "noticeId": {"description": "Copied to the record's `notice-id` header when a string or integer."},
+                "notificationId": {"description": "The legacy name of `noticeId`."},
+            },
+        },
+        "Empty": {
+            "description": "NCS counts a 200 with a JSON body; its content is ignored.",
+            "type": "object",
+            "maxProperties": 0,
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"description": "Why the request was refused.", "type": "string"}},
+        },
+        "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "Document": {"type": "object", "required": ["openapi", "info", "paths"]},
+    }
+
+
+def _security_schemes() -> Json:
+    anyrtc_only = {scheme.header for scheme in ANYRTC} - {scheme.header for scheme in AGORA}
+    schemes = {}
+    for scheme in (*AGORA, *(s for s in ANYRTC if s.header in anyrtc_only)):
+        where = "anyRTC only (assumed algorithm)" if scheme.header in anyrtc_only else "Agora and anyRTC"
+        schemes[scheme.header.replace("-", "")] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": scheme.header,
+            "description": (
+                f"Lower-case hex HMAC-{scheme.digest.upper()} of the raw body with one of the provider's secrets "
+                f"(INGEST_AGORA_SECRETS or INGEST_ANYRTC_SECRETS). {where}."
+            ),
+        }
+    return schemes
+
+
+def _empty_ok(description: str) -> Json:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Empty")}}}
+
+
+def _error(description: str, *, headers: list[str] | None = None) -> Json:
+    response: Json = {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+    if headers:
+        response["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in headers}
+    return response
+
+
+def _status_response(*values: str) -> Json:
+    schema = {"allOf": [_ref("Status"), {"properties": {"status": {"enum": list(values)}}}]}
+    return {"description": " or ".join(values), "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}

@@ -1,0 +1,199 @@
+"""The ingest's OpenAPI document: valid OpenAPI 3.1, exactly the app's routes, and what the handlers answer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import orjson
+import pytest
+import schemathesis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from ingest.app import CALLBACK_PATH, init_app
+from ingest.openapi import REFUSED_METHODS, document
+from ingest.settings import PROVIDERS, IngestSettings
+from tests.ingest_support import AGORA_SECRET, MemoryPublisher, agora_headers, callback_body
+
+Client = TestClient[web.Request, web.Application]
+SETTINGS = IngestSettings(agora_secrets=[AGORA_SECRET.decode()], max_body_bytes=2048, publish_timeout_s=0.2)
+DOC = document(SETTINGS)
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method in HTTP_METHODS:
+            if method in item:
+                yield method.upper(), path, item[method]
+
+
+def schemas_in(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON Schema the document embeds: under `schema` keys and in components.schemas."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "schema" and isinstance(child, dict):
+                yield child
+            yield from schemas_in(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from schemas_in(child)
+
+
+def refs_in(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "$ref":
+                yield child
+            yield from refs_in(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from refs_in(child)
+
+
+def resolve(doc: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), ref
+    target: Any = doc
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return target
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    schemathesis.openapi.from_dict(orjson.loads(orjson.dumps(DOC))).validate()  # raises on any violation
+    for schema in [*DOC["components"]["schemas"].values(), *schemas_in(DOC)]:
+        Draft202012Validator.check_schema(schema)
+    for ref in set(refs_in(DOC)):
+        assert resolve(DOC, ref) is not None
+
+
+def test_the_documented_routes_are_exactly_the_routes_the_app_registers() -> None:
+    app = init_app(SETTINGS, publisher=MemoryPublisher())
+    routed = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
+    documented = {
+        (method, path)
+        for method, path, operation in operations(DOC)
+        if set(operation["responses"]) != {"405"}  # documented refusals, not routes
+    }
+    assert documented == routed
+
+
+def test_the_provider_parameter_lists_exactly_the_providers_the_route_accepts() -> None:
+    (parameter,) = DOC["paths"]["/v1/callbacks/{provider}"]["parameters"]
+    assert parameter["schema"]["enum"] == list(PROVIDERS)
+    accepted = re.search(r"\{provider:(.*)\}", CALLBACK_PATH)
+    assert accepted is not None
+    assert set(accepted.group(1).split("|")) == set(PROVIDERS)
+
+
+def test_every_signature_header_the_ingest_verifies_is_a_security_scheme() -> None:
+    documented = {scheme["name"] for scheme in DOC["components"]["securitySchemes"].values()}
+    assert documented == {"Agora-Signature-V2", "Agora-Signature", "Ar-Signature"}
+
+
+# --- what the handlers answer conforms to the document (the 4xx/5xx the live fuzzing cannot provoke) ------------
+
+
+@pytest.fixture
+def publisher() -> MemoryPublisher:
+    return MemoryPublisher(timeout_s=0.2)
+
+
+@pytest.fixture
+async def client(publisher: MemoryPublisher) -> AsyncIterator[Client]:
+    test_client = TestClient(TestServer(init_app(SETTINGS, publisher=publisher), host="127.0.0.1"))
+    await test_client.start_server()
+    yield test_client
+    await test_client.close()
+
+
+def assert_documented(method: str, path: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    """The status is documented for the operation, with its required headers, and the body fits its schema."""
+    documented = DOC["paths"][path][method.lower()]["responses"][str(status)]
+    for ref in documented.get("headers", {}).values():
+        assert resolve(DOC, ref["$ref"])["required"]
+        assert ref["$ref"].rsplit("/", 1)[-1] in headers
+    if "content" not in documented:
+        assert body == b""
+        return
+    (media_type,) = documented["content"]
+    assert headers["Content-Type"].split(";")[0] == media_type
+    if media_type == "application/json":
+        pointer = "/".join(escape(part) for part in ["paths", path, method.lower(), "responses", str(status)])
+        schema = {"$ref": f"urn:ingest#/{pointer}/content/{escape(media_type)}/schema"}
+        Draft202012Validator(schema, registry=REGISTRY).validate(orjson.loads(body))
+
+
+def escape(part: str) -> str:
+    """Escape one JSON pointer segment (RFC 6901)."""
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+#: The document as a JSON Schema resource, so that response schemas resolve their `#/components/...` references.
+REGISTRY: Registry[Any] = Registry().with_resource("urn:ingest", DRAFT202012.create_resource(DOC))
+
+
+CALLBACK = "/v1/callbacks/{provider}"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "signed", "status"),
+    [
+        ("POST", "/v1/callbacks/agora", callback_body(), True, 200),
+        ("POST", "/v1/callbacks/agora", b"[1]", True, 400),
+        ("POST", "/v1/callbacks/agora", callback_body(), False, 401),
+        ("POST", "/v1/callbacks/anyrtc", callback_body(), True, 401),  # no anyRTC secret configured
+        ("POST", "/v1/callbacks/zoom", callback_body(), True, 404),
+        ("POST", "/v1/callbacks/agora", callback_body(padding="x" * 4096), True, 413),
+        ("GET", "/v1/callbacks/agora", b"", False, 200),
+        ("HEAD", "/v1/callbacks/agora", b"", False, 200),
+        *((method, "/v1/callbacks/agora", b"{}", False, 405) for method in ("PUT", "PATCH", "DELETE")),
+    ],
+)
+async def test_callback_answers_are_documented_with_their_headers_and_bodies(
+    client: Client, method: str, url: str, body: bytes, signed: bool, status: int
+) -> None:
+    headers = agora_headers(body) if signed else {}
+    response = await client.request(method, url, data=body, headers=headers)
+    assert response.status == status
+    assert_documented(method, CALLBACK, status, dict(response.headers), await response.read())
+
+
+async def test_a_broker_outage_answer_is_documented_with_retry_after(
+    client: Client, publisher: MemoryPublisher
+) -> None:
+    publisher.available = False
+    body = callback_body()
+    response = await client.post("/v1/callbacks/agora", data=body, headers=agora_headers(body))
+    assert response.status == 503
+    assert_documented("POST", CALLBACK, 503, dict(response.headers), await response.read())
+
+
+@pytest.mark.parametrize(("path", "available", "status"), [("/healthz", True, 200), ("/readyz", True, 200),
+                                                           ("/readyz", False, 503), ("/metrics", True, 200),
+                                                           ("/openapi.json", True, 200)])  # fmt: skip
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_service_endpoint_answers_are_documented(
+    client: Client, publisher: MemoryPublisher, method: str, path: str, available: bool, status: int
+) -> None:
+    publisher.available = available
+    response = await client.request(method, path)
+    assert response.status == status
+    assert_documented(method, path, status, dict(response.headers), await response.read())
+
+
+async def test_the_ingest_serves_its_own_document(client: Client) -> None:
+    response = await client.get("/openapi.json")
+    assert orjson.loads(await response.read()) == orjson.loads(orjson.dumps(DOC))
+
+
+@pytest.mark.parametrize("method", [m.upper() for m in REFUSED_METHODS])
+async def test_the_documented_refusals_name_the_accepted_methods(client: Client, method: str) -> None:
+    response = await client.request(method, "/v1/callbacks/agora")
+    assert response.status == 405
+    assert set(response.headers["Allow"].split(",")) >= {"GET", "HEAD", "POST"}
