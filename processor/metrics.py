@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from processor.core import codes
 from processor.core.fold import Step
+from processor.core.reorder import GapReason
+from schemas.decode import RejectionKind
 from schemas.derived import (
     DerivedEvent,
     FailedOver,
@@ -52,6 +54,8 @@ SESSION_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
 
 #: exitStatus values with a documented meaning (0 normal, 1 abnormal); any other is one label, not many.
 KNOWN_EXIT_STATUSES: Final = frozenset(codes.STATUS_BY_EXIT_STATUS)
+#: Dead-letter kinds known in advance: the decoder's rejections and another product's records.
+KNOWN_DEAD_LETTER_KINDS: Final = (*get_args(RejectionKind), "other_product")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,7 @@ class ProcessorMetrics:
         def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
             return Histogram(f"{PREFIX}_{name}_seconds", doc, buckets=buckets, registry=registry)
 
-        return cls(
+        metrics = cls(
             callbacks=counter(
                 "callbacks",
                 "Deliveries by vendor event type and outcome (applied: in order, at once or after reordering).",
@@ -137,6 +141,8 @@ class ProcessorMetrics:
             lag_seconds=histogram("end_to_end_lag", "Event time (sendts) to processed, per delivery.", LAG_BUCKETS),
             processing_seconds=histogram("processing", "Time to process one delivery.", PROCESSING_BUCKETS),
         )
+        _zero_known_labels(metrics)
+        return metrics
 
     def observe(self, step: Step, *, event_type: int, now_ms: int, event_ms: int, buffered: bool = False) -> None:
         """Record one delivery and what its step did.
@@ -192,6 +198,20 @@ class ProcessorMetrics:
         # NCS stopped delivering to us, or the recording died without a session_exit.
         open_ms = [ms for key, ms in last_delivery_ms.items() if status.get(key) not in codes.TERMINAL_STATUSES]
         self.max_idle.set(max(0, now_ms - min(open_ms)) / 1000 if open_ms else 0)
+
+
+def _zero_known_labels(metrics: ProcessorMetrics) -> None:
+    """Export the known label values of rare counters at 0 from the start.
+
+    A child born at its first increment is never seen at 0 by Prometheus, so rate() and increase() would miss
+    that increment: a one-off dead letter, gap or abnormal exit would not show on the dashboard.
+    """
+    for kind in KNOWN_DEAD_LETTER_KINDS:
+        metrics.dead_letters.labels(kind=kind)
+    for reason in get_args(GapReason):
+        metrics.gaps.labels(reason=reason)
+    for exit_status in ("none", "other", *map(str, sorted(KNOWN_EXIT_STATUSES))):
+        metrics.sessions_ended.labels(exit_status=exit_status)
 
 
 def _status_name(status: int) -> str:

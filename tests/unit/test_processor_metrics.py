@@ -170,6 +170,17 @@ def test_active_recordings_show_every_known_status_and_zero_the_ones_that_emptie
         assert registry.get_sample_value(P + "active_recordings", {"status": emptied}) == 0
 
 
+def test_rare_counters_are_exported_at_zero_for_their_known_labels_before_any_increment(registry, metrics):
+    zero = {
+        "dead_letters_total": ("kind", ("not_json", "not_an_object", "invalid", "other_product")),
+        "sequence_gaps_total": ("reason", ("timeout", "buffer_full", "end_of_input")),
+        "sessions_ended_total": ("exit_status", ("0", "1", "other", "none")),
+    }
+    for name, (label, values) in zero.items():
+        for known in values:
+            assert registry.get_sample_value(P + name, {label: known}) == 0, (name, known)
+
+
 def test_the_idle_gauge_shows_the_silence_of_the_most_silent_open_recording_and_ignores_ended_ones(registry, metrics):
     status = {b"open-a": 4, b"ended": 8, b"open-b": 5, b"failed": 20}
     last = {b"open-a": T0, b"ended": T0 - 3_600_000, b"open-b": T0 + 60_000, b"failed": T0 - 7_200_000}
