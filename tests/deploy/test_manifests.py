@@ -306,20 +306,25 @@ def test_ingest_and_processor_share_the_raw_topic_and_the_cluster(docs: list[Res
     assert (ingest.raw_topic, ingest.bootstrap_servers) == (processor.raw_topic, processor.bootstrap_servers)
 
 
+def monitored_service(docs: list[Resource], monitor: Resource) -> Resource:
+    """Return the one Service a ServiceMonitor selects (in its own namespace)."""
+    wanted = monitor["spec"]["selector"]["matchLabels"].items()
+    services = [
+        doc
+        for doc in docs
+        if doc["kind"] == "Service"
+        and doc["metadata"]["namespace"] == monitor["metadata"]["namespace"]
+        and doc["metadata"]["labels"].items() >= wanted
+    ]
+    assert len(services) == 1, monitor["metadata"]["name"]
+    return services[0]
+
+
 def test_service_monitors_select_one_service_and_its_named_port(docs: list[Resource]) -> None:
     monitors = [doc for doc in docs if doc["kind"] == "ServiceMonitor"]
     assert {monitor["metadata"]["name"] for monitor in monitors} == {"recording-ingest", "recording-processor"}
     for monitor in monitors:
-        wanted = monitor["spec"]["selector"]["matchLabels"].items()
-        services = [
-            doc
-            for doc in docs
-            if doc["kind"] == "Service"
-            and doc["metadata"]["namespace"] == monitor["metadata"]["namespace"]
-            and doc["metadata"]["labels"].items() >= wanted
-        ]
-        assert len(services) == 1, monitor["metadata"]["name"]
-        (service,) = services
+        service = monitored_service(docs, monitor)
         [workload] = [
             w
             for w, _ in workloads(docs)
@@ -330,6 +335,16 @@ def test_service_monitors_select_one_service_and_its_named_port(docs: list[Resou
             port = next(port for port in service["spec"]["ports"] if port["name"] == endpoint["port"])
             port_named(container, port["targetPort"])
             assert endpoint["path"] == "/metrics"
+
+
+def test_service_monitors_name_the_scrape_jobs_as_the_alert_rules_expect(docs: list[Resource]) -> None:
+    # Without spec.jobLabel, Prometheus Operator names the job after the Service; the rules in deploy/prometheus
+    # are written for the jobs of its example scrape configuration.
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    monitors = [doc for doc in docs if doc["kind"] == "ServiceMonitor"]
+    assert all("jobLabel" not in monitor["spec"] for monitor in monitors)
+    jobs = {monitored_service(docs, monitor)["metadata"]["name"] for monitor in monitors}
+    assert jobs == {job["job_name"] for job in scrape["scrape_configs"]}
 
 
 def test_selectors_hold_only_the_immutable_name_and_instance_labels(docs: list[Resource]) -> None:
