@@ -26,7 +26,7 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 DASHBOARD = Path(__file__).resolve().with_name("recording-callbacks.json")
 #: The panels of the picture, in reading order: ingest RED, processor throughput and lag, the recordings, errors.
@@ -87,10 +87,14 @@ def draw(axes: Axes, panel: dict[str, Any], lines: list[Series]) -> None:
     """Draw one panel's lines on its axes, Grafana-like: title, unit, legend, UTC clock."""
     _, suffix = UNITS.get(panel.get("fieldConfig", {}).get("defaults", {}).get("unit", ""), (1.0, ""))
     axes.set_title(panel["title"], fontsize=10, loc="left")
-    for name, times, values in sorted(lines, key=lambda line: line[0]):
+    # Lines at 0 throughout (every status, every known kind) would bury the ones that moved; Grafana's
+    # "hide series with only zeros" does the same.
+    shown = [line for line in lines if any(value != 0 for value in line[2])]
+    for name, times, values in sorted(shown, key=lambda line: line[0]):
         axes.plot(times, values, linewidth=1.3, label=name)
-    if not lines:
-        axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes, color="grey")
+    if not shown:
+        note = "all zero" if lines else "no data"
+        axes.text(0.5, 0.5, note, ha="center", va="center", transform=axes.transAxes, color="grey")
     finite = [value for _, _, values in lines for value in values if math.isfinite(value)]
     if finite and min(finite) >= 0:
         axes.set_ylim(bottom=0)
@@ -98,8 +102,9 @@ def draw(axes: Axes, panel: dict[str, Any], lines: list[Series]) -> None:
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
     axes.xaxis.set_major_formatter(FuncFormatter(lambda at, _: f"{datetime.fromtimestamp(at, UTC):%H:%M:%S}"))
-    if lines:
-        axes.legend(fontsize=6, loc="upper left", ncol=2 if len(lines) > 4 else 1, framealpha=0.6)
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    if shown:
+        axes.legend(fontsize=6, loc="upper left", ncol=2 if len(shown) > 4 else 1, framealpha=0.6)
 
 
 def render(prometheus: str, out: Path, *, start: float, end: float, dashboard: Path = DASHBOARD) -> Path:
