@@ -31,7 +31,7 @@ $(KAFKA_STAMP): deploy/kafka/pom.xml
 kafka-jars: $(KAFKA_STAMP) ## Resolve the embedded Kafka broker's jars into .cache/ (needs Java 17 and Maven)
 
 # Each deploy/tools/*.sh installs one check tool (idempotent; Debian packages need root, as on CI).
-tools: ## Install the check tools the tests use (Prometheus/promtool, kubeconform, ...) into the machine or .cache/tools
+tools: install ## Install the check tools the tests use (Prometheus/promtool, kubeconform, ...) into the machine or .cache/tools
 	@mkdir -p $(TOOLS)
 	@for script in deploy/tools/*.sh; do bash $$script $(CURDIR)/$(TOOLS) || exit 1; done
 

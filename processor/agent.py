@@ -51,6 +51,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        topic_replication_factor=settings.topic_replication_factor,
+        web_bind=settings.web_bind,
         web_host=settings.web_host,
         web_port=settings.web_port,
     )
@@ -119,6 +121,17 @@ def create_app(
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         local.rescan = True
 
+    def ready() -> bool:
+        """Whether partitions are assigned and recovered: who owns which sid is known, and the state is whole."""
+        return not app.rebalancing and bool(app.router.tables_metadata())
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        """Readiness: 200 once this worker's partitions are assigned and its table recovered, else 503."""
+        if not ready():
+            return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
+        return web.json({"ready": True})
+
     @app.table_route(table=recordings, match_info="sid")
     async def owned_recording(web: Any, request: Any, sid: str) -> Any:
         stored = recordings.get(sid.encode())
@@ -129,14 +142,14 @@ def create_app(
     @app.page("/recordings/{sid}/")
     async def get_recording(web: Any, request: Any, sid: str) -> Any:
         """The snapshot of one recording, answered by (or forwarded to) the worker that owns its sid."""
-        if app.rebalancing or not app.router.tables_metadata():  # nobody knows who owns what yet
+        if not ready():  # nobody knows who owns what yet
             return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
         return await owned_recording(web, request, sid)  # type: ignore[call-arg]  # a union of view signatures
 
     @app.page("/recordings/")
     async def list_recordings(web: Any, request: Any) -> Any:
         """This worker's recordings (optionally of one `status`), by sid, `limit` a page after the sid `after`."""
-        if app.rebalancing:  # the local view is refilled by the ticks after the assignment
+        if not ready():  # the local view is refilled by the ticks after the assignment
             return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
         try:
             status = int(request.query["status"]) if "status" in request.query else None
@@ -149,7 +162,7 @@ def create_app(
         following = keys[-1].decode() if len(keys) == size else None
         return web.json({"recordings": states, "next": following})
 
-    del process, send_ticks, on_assigned, get_recording, list_recordings  # registered with the app
+    del process, send_ticks, on_assigned, readyz, get_recording, list_recordings  # registered with the app
     return app
 
 

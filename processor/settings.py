@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from processor.core.reorder import DEFAULT_GAP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED, ReorderPolicy
@@ -63,18 +63,14 @@ class ProcessorSettings(BaseSettings):
     #: How long the group waits for a silent worker (one killed, say) before giving its partitions to others.
     #: Shorter means faster failover but more rebalances on a busy worker; Kafka's floor is 6 s by default.
     session_timeout_s: float = Field(30.0, ge=1)
-    #: Faust's web server: serves /metrics.
+    #: The worker's web server (/metrics, /readyz, /recordings/) listens on this interface: 0.0.0.0 in a pod.
+    web_bind: str = "127.0.0.1"
+    #: The host other workers reach this one's web server at: Faust forwards /recordings/{sid}/ to the owner.
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
-    log_level: str = "INFO"
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
-        return level
+    #: Replicas of the topics Faust creates itself (the table's changelog, its leader topic) if they are missing.
+    topic_replication_factor: int = Field(1, ge=1)
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)] = "INFO"
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> ProcessorSettings:

@@ -25,6 +25,7 @@ def test_defaults_follow_the_issue(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.gap_timeout_ms, settings.max_buffered, settings.tick_interval_s) == (30_000, 256, 1.0)
     assert (settings.inactivity_timeout_ms, settings.ended_retention_ms) == (6 * 3_600_000, 3_600_000)
     assert (settings.web_host, settings.web_port, settings.log_level) == ("127.0.0.1", 6066, "INFO")
+    assert (settings.web_bind, settings.topic_replication_factor) == ("127.0.0.1", 1)  # loopback unless told
     assert settings.data_dir == Path(".cache/processor-data")
 
 
