@@ -8,7 +8,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from schemas.decode import MAX_DEPTH, shape
+from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER, shape
 
 #: The console's address check sends signed test events with this channel and uid (spec: What real senders
 #: do). They must be answered 200 but never reach the raw topic, where they would start a recording.
@@ -50,12 +50,12 @@ def inspect(raw_body: bytes) -> Callback:
     sid = payload.get("sid")
     if not (isinstance(sid, str) and sid) and not is_test:
         raise InvalidCallback("payload.sid is missing or not a non-empty string")
-    event_type = body.get("eventType")
-    if not _is_int(event_type) and not is_test:
-        raise InvalidCallback("eventType is missing or not an integer")
+    event_type = _integer(body.get("eventType"))
+    if event_type is None and not is_test:
+        raise InvalidCallback(f"eventType is missing or not an integer within ±{MAX_SAFE_INTEGER}")
     return Callback(
         sid=sid if isinstance(sid, str) else "",
-        event_type=event_type if _is_int(event_type) else -1,
+        event_type=event_type if event_type is not None else -1,
         notice_id=_notice_id(body),
         is_test=is_test,
     )
@@ -80,6 +80,15 @@ def _refuse_duplicate_keys(raw_body: bytes) -> None:
 
 
 def _ignore(_: str) -> None:
+    return None
+
+
+def _integer(value: object) -> int | None:
+    """Return the integer a JSON number stands for (40, or 40.0 as JSON Schema reads it) within the safe range."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if _is_int(value) and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return value
     return None
 
 

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 #: Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -34,6 +35,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=repr).decode()
 
 
+class MalformedRequestFilter(logging.Filter):
+    """Log aiohttp's refusal of malformed HTTP as one INFO line, not an ERROR with a traceback.
+
+    Anyone can send malformed requests: at ERROR with a stack each, they would flood the logs and page people.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a client's malformed request in place; pass everything else unchanged."""
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError) or not 400 <= (error.code or 400) < 500:
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args, record.exc_info, record.exc_text = "malformed HTTP request refused", (), None, None
+        record.status, record.reason = error.code or 400, error.message[:200]
+        # The logger let the record through as an ERROR: as an INFO it must still respect the configured level.
+        return logging.getLogger().isEnabledFor(logging.INFO)
+
+
 def configure(level: str, **static: str) -> None:
     """Send every log record to stderr as JSON (static fields, e.g. the instance id, on each line)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -41,5 +60,6 @@ def configure(level: str, **static: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     # aiokafka logs every failed connection attempt at ERROR while the broker is away: once is enough here.
     logging.getLogger("aiokafka").setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -48,6 +48,7 @@ def test_a_console_test_event_without_sid_is_still_recognised() -> None:
         (b'{"eventType": true, "payload": {"sid": "x"}}', "eventType"),
         (b'{"eventType": 40.5, "payload": {"sid": "x"}}', "eventType"),
         (b'{"eventType": 18446744073709551616, "payload": {"sid": "x"}}', "eventType"),
+        (b'{"eventType": 9007199254740992, "payload": {"sid": "x"}}', "eventType"),
         (b'{"eventType": 1e400, "payload": {"sid": "x"}}', "not JSON"),
         (b'{"eventType": 40, "payload": {"sid": "\xed\xa0\x80"}}', "not JSON"),  # a UTF-8 encoded surrogate
         (b'{"eventType": 40, "payload": {"sid": "x"}, "x": NaN}', "not JSON"),
@@ -77,3 +78,8 @@ def test_a_console_test_channel_with_a_deeply_nested_uid_is_refused_not_a_server
 def test_a_console_test_channel_with_a_uid_of_another_type_is_no_test_event() -> None:
     with pytest.raises(InvalidCallback, match=r"payload\.sid"):
         inspect(b'{"eventType": 40, "payload": {"cname": "test_webhook", "uid": ["12121212"]}}')
+
+
+def test_an_event_type_written_with_a_zero_fraction_is_an_integer_as_json_schema_says() -> None:
+    # The OpenAPI document types eventType as "integer", which 40.0 satisfies; the decoder reads it as 40 too.
+    assert inspect(b'{"eventType": 40.0, "payload": {"sid": "x"}}').event_type == 40

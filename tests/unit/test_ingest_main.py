@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ingest import logs
-from ingest.logs import JsonFormatter
+from ingest.logs import JsonFormatter, MalformedRequestFilter
 
 
 def run_ingest(**env: str) -> subprocess.CompletedProcess[str]:
@@ -59,3 +60,32 @@ def test_aiokafka_connection_noise_stays_at_warning_or_above(level: str) -> None
         root.handlers[:] = handlers
         root.setLevel(root_level)
         logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
+def error_record(error: BaseException) -> logging.LogRecord:
+    try:
+        raise error
+    except BaseException:  # to capture exc_info, exactly as aiohttp's logger.exception does
+        return logging.getLogger("aiohttp.server").makeRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s", ("1.2.3.4",),
+            sys.exc_info(),
+        )  # fmt: skip
+
+
+def test_a_malformed_request_is_logged_as_one_info_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    assert not MalformedRequestFilter().filter(error_record(BadHttpMessage("bad")))  # INFO is not logged then
+    caplog.set_level(logging.INFO)
+    record = error_record(BadHttpMessage("Invalid header value char: b'\\xff'"))
+    assert MalformedRequestFilter().filter(record)
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["level"], entry["msg"], entry["status"]) == ("INFO", "malformed HTTP request refused", 400)
+    assert "exc" not in entry
+
+
+def test_a_server_side_error_keeps_its_level_and_traceback() -> None:
+    record = error_record(RuntimeError("a bug of ours"))
+    assert MalformedRequestFilter().filter(record)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "ERROR"
+    assert "Traceback" in entry["exc"]
