@@ -10,7 +10,8 @@ from ingest.signature import AGORA, ANYRTC
 from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER
 
 PATH = "/openapi.json"
-CALLBACK_PATH = "/v1/callbacks/{provider}"
+#: The callback route as OpenAPI writes it (the app's route spells the providers out in a regex).
+CALLBACK_PATH_TEMPLATE = "/v1/callbacks/{provider}"
 
 Json = dict[str, Any]
 
@@ -28,7 +29,7 @@ def document(settings: IngestSettings) -> Json:
             ),
         },
         "paths": {
-            CALLBACK_PATH: _callback_path(settings),
+            CALLBACK_PATH_TEMPLATE: _callback_path(settings),
             "/healthz": _get_and_head("Liveness: 200 while the process serves requests.", _status_response("alive")),
             "/readyz": _get_and_head(
                 "Readiness: 200 while Kafka answers and the process is not draining.",
@@ -97,8 +98,9 @@ def _post_callback(settings: IngestSettings) -> Json:
         "description": (
             "The body is published to Kafka byte for byte, keyed by `payload.sid`, and answered 200 only after the "
             f"broker's acknowledgement. The console's test events (`payload.cname` {TEST_CHANNEL!r}, `payload.uid` "
-            f"{TEST_UID!r}) are verified and answered 200 without `sid` or `eventType`, and never published. A "
-            f"signature header of the provider's scheme is checked first: the first one present decides."
+            f"{TEST_UID!r}) are verified and answered 200 without `sid` or `eventType`, and never published. Of "
+            "the signature headers, the first present decides, in the order Agora-Signature-V2, Agora-Signature "
+            "(anyRTC: Ar-Signature first)."
         ),
         "security": [{name: []} for name in _security_schemes()],
         "requestBody": {
@@ -114,7 +116,10 @@ def _post_callback(settings: IngestSettings) -> Json:
             "401": _error("Missing signature, or none of the provider's secrets verifies it."),
             "404": _error("Unknown provider."),
             "408": _error(f"The body did not arrive within INGEST_BODY_TIMEOUT_S ({settings.body_timeout_s:g} s)."),
-            "413": _error(f"The body is over INGEST_MAX_BODY_BYTES ({settings.max_body_bytes} bytes)."),
+            "413": _error(
+                f"The body, or its announced Content-Length, is over INGEST_MAX_BODY_BYTES ({settings.max_body_bytes} "
+                "bytes)."
+            ),
             "503": _error(
                 "Kafka is unreachable or did not acknowledge within INGEST_PUBLISH_TIMEOUT_S "
                 f"({settings.publish_timeout_s:g} s): send it again later.",
