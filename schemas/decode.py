@@ -91,6 +91,10 @@ def decode_object(body: Any) -> Decoded:
     if isinstance(decoded, UnknownEvent) and decoded.eventType in EVENT_TYPES:
         # The tag only sees ints, but lax parsing read a documented type (42.0, "42.0"): dispatch on that.
         return decode_object({**body, "eventType": decoded.eventType})
+    if decoded.productId != CLOUD_RECORDING_PRODUCT_ID:
+        # Lax parsing read another product where the check above could not (7.0, false): the same verdict, so
+        # that a callback always decodes again from its own dump (held callbacks are stored that way).
+        return OtherProduct(product_id=decoded.productId)
     if not found.big_numbers:  # the common case: no need to look at which field holds it
         return decoded
     unsafe = [FieldProblem(field=field, problem=f"beyond ±{MAX_SAFE_INTEGER}") for field in _unsafe_integers(decoded)]

@@ -223,6 +223,12 @@ def test_documented_integers_beyond_the_safe_range_are_refused_by_name(body: dic
     assert field in decoded.reason
 
 
+@pytest.mark.parametrize("product_id", [7, "7", 7.0, "7.0", False, True, 0])
+def test_another_product_is_another_product_however_its_number_is_spelled(product_id: object) -> None:
+    raw = {"productId": product_id, "eventType": 40, "payload": {"sid": "s", "sequence": 0, "details": {}}}
+    assert isinstance(decode(text_of(raw)), OtherProduct)
+
+
 def test_big_numbers_in_fields_nobody_computes_with_pass_through_unchanged() -> None:
     raw = {"eventType": 40, "taskId": 2**64 - 1, "payload": {"sid": "s", "sequence": 0, "details": {"x": 10**30}}}
     decoded = decode(text_of(raw))
