@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -35,7 +36,7 @@ _numbers = itertools.count()
 
 @pytest.fixture(scope="module")
 def live_ingest(kafka: EmbeddedKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveIngest]:
-    topic = "hostile-input"
+    topic = f"hostile-input-{uuid.uuid4().hex}"
     asyncio.run(ensure_topics(kafka.bootstrap_servers, [TopicSpec(topic, partitions=1)]))
     log = tmp_path_factory.mktemp("ingest") / "ingest.log"
     timeouts = {"header_timeout_s": str(HEADER_TIMEOUT_S), "body_timeout_s": str(BODY_TIMEOUT_S)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -57,7 +58,7 @@ schema.auth.set_from_requests(SignedBody()).apply_to(method="POST")
 
 @pytest.fixture(scope="module")
 def live_ingest(kafka: EmbeddedKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveIngest]:
-    topic = "openapi-fuzz"
+    topic = f"openapi-fuzz-{uuid.uuid4().hex}"
     asyncio.run(ensure_topics(kafka.bootstrap_servers, [TopicSpec(topic, partitions=1)]))
     log = tmp_path_factory.mktemp("ingest") / "ingest.log"
     with running_ingest(kafka.bootstrap_servers, topic, log=log, **SETTINGS) as live:
