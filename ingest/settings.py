@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import socket
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "INGEST_"
@@ -45,7 +45,7 @@ class IngestSettings(BaseSettings):
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     #: SIGTERM: how long in-flight requests may take to finish before the process exits anyway.
     drain_timeout_s: float = Field(10.0, gt=0)
-    log_level: str = "INFO"
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)] = "INFO"
 
     @field_validator("agora_secrets", "anyrtc_secrets", mode="before")
     @classmethod
@@ -53,14 +53,6 @@ class IngestSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
-        return level
 
     @model_validator(mode="after")
     def _some_secret_or_explicitly_unsigned(self) -> IngestSettings:
