@@ -79,6 +79,12 @@ async def committed(bootstrap_servers: str, group: str, topic: str) -> dict[int,
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
+async def caught_up(bootstrap_servers: str, group: str, topic: str, ends: dict[int, int]) -> bool:
+    """Return whether the group has committed every partition of the topic up to these end offsets."""
+    done = await committed(bootstrap_servers, group, topic)
+    return all(done.get(partition, 0) >= end for partition, end in ends.items())
+
+
 async def read_to_end(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Return every record of a topic, from its beginning to its end when the read began."""
     tps = await partitions(bootstrap_servers, topic)

@@ -58,7 +58,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
-    faust.Worker(create_app(args), loglevel="WARNING").execute_from_commandline()
+    worker = faust.Worker(create_app(args), loglevel="INFO")  # the worker's default level (see bench.throughput)
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":
