@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 
@@ -24,8 +25,23 @@ def unique(prefix: str) -> str:
 
 
 async def create(bootstrap_servers: str, *specs: TopicSpec) -> None:
-    """Create topics (idempotent)."""
+    """Create topics (idempotent) and wait until each partition has a leader (else the first sends are retried)."""
     await ensure_topics(bootstrap_servers, list(specs))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        for _ in range(200):  # 10 s at most
+            if await _led(admin, [spec.name for spec in specs]):
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no leader within 10 s for some partition of {[spec.name for spec in specs]}")
+    finally:
+        await admin.close()
+
+
+async def _led(admin: AIOKafkaAdminClient, topics: list[str]) -> bool:
+    described = await admin.describe_topics(topics)
+    return all(not t["error_code"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described)
 
 
 async def publish(bootstrap_servers: str, topic: str, lines: Sequence[bytes]) -> None:

@@ -173,16 +173,27 @@ def chart(results: list[BenchResult], path: Path) -> None:
     from matplotlib import pyplot as plt
 
     rows = [(result.name, item) for result in results for item in result.comparisons]
-    fig, axis = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.4))
+    fig, axis = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.4))
     colours = {True: "#2e7d32", False: "#c62828", None: "#78909c"}
     for index, (_, item) in enumerate(rows):
         axis.barh(index, item.ratio, color=colours[item.met])
-        axis.text(item.ratio * 1.05, index, f"{item.ratio:.2f}×", va="center", fontsize=8)
+        text = f"{item.ratio:.2f}×   {_human(item.figure)} vs {_human(item.baseline)}"
+        if item.limit is not None:
+            text += f"   (limit {item.target_text})"
+        axis.text(item.ratio * 1.05, index, text, va="center", fontsize=7)
         if item.target is not None:
             axis.plot([item.target, item.target], [index - 0.4, index + 0.4], color="black", linewidth=2)
-    axis.set_yticks(range(len(rows)), [f"{name}: {item.name.replace('_', ' ')}" for name, item in rows], fontsize=8)
+    labels = [
+        f"{name}: {item.name.replace('_', ' ')}{'' if item.higher_is_better else ' (lower is better)'}"
+        for name, item in rows
+    ]
+    axis.set_yticks(range(len(rows)), labels, fontsize=8)
     axis.invert_yaxis()
     axis.set_xscale("log")
+    ratios = [item.ratio for _, item in rows if item.ratio > 0] + [item.target for _, item in rows if item.target] or [
+        1.0
+    ]
+    axis.set_xlim(min(ratios) / 2, max(ratios) * 20)  # room on the right for the figures' text
     axis.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
     axis.set_xlabel("figure ÷ same-run baseline (log scale); black mark = target; green met, red not, grey none")
     axis.set_title("make bench: each figure against its baseline, same machine, same run", fontsize=10)
