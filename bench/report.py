@@ -180,7 +180,7 @@ def chart(results: list[BenchResult], path: Path) -> None:
         text = f"{item.ratio:.2f}×   {_human(item.figure)} vs {_human(item.baseline)}"
         if item.limit is not None:
             text += f"   (limit {item.target_text})"
-        axis.text(item.ratio * 1.05, index, text, va="center", fontsize=7)
+        axis.text(max(item.ratio, item.target or 0) * 1.08, index, text, va="center", fontsize=7)
         if item.target is not None:
             axis.plot([item.target, item.target], [index - 0.4, index + 0.4], color="black", linewidth=2)
     labels = [
