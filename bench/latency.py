@@ -20,17 +20,18 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from bench import brokerio, workload
 from bench.context import Context
 from bench.ingest_wrk import SECRET, ingest_env
 from bench.report import BenchResult, Comparison, Figure, log
 from bench.services import Service, answers, python, service, wait_for
+from bench.throughput import worker_env
 from devenv.kafka import free_port
 from devenv.topics import TopicSpec
 from ingest.signature import sign
-from processor.settings import ENV_PREFIX, ProcessorSettings
+from processor.settings import ProcessorSettings
 
 RATE = 200
 #: A delivery of its own recording, sent before the measured ones: its commit says the consumer is processing.
@@ -67,12 +68,10 @@ async def through_worker(ctx: Context, lines: list[bytes]) -> dict[int, float]:
     specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
     specs[2] = TopicSpec(settings.events_topic, settings.partitions, configs=dict(brokerio.LOG_APPEND_TIME))
     await brokerio.create(ctx.broker, *specs)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-    env |= {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in settings.model_dump().items()}
     port = free_port()
     answered: list[float] = [0.0] * (len(lines) + 1)  # [-1]: the probe's
     with (
-        service("worker", python("processor", "worker"), env, ctx.workdir / "latency-worker.log") as w,
+        service("worker", python("processor", "worker"), worker_env(settings), ctx.workdir / "lw.log") as w,
         service(
             "ingest", python("ingest"), ingest_env(ctx.broker, settings.raw_topic, port), ctx.workdir / "li.log"
         ) as i,
@@ -93,8 +92,13 @@ async def through_worker(ctx: Context, lines: list[bytes]) -> dict[int, float]:
             log(f"latency: posting {len(lines)} deliveries at {RATE}/s through ingest and worker")
             await at_rate(lines, post)
         await _drained(ctx, settings.app_id, settings.raw_topic, [w, i])
+    return matched(lines, answered, await brokerio.read_to_end(ctx.broker, settings.events_topic))
+
+
+def matched(lines: list[bytes], answered: list[float], events: list[ConsumerRecord[bytes, bytes]]) -> dict[int, float]:
+    """Return delivery index → ms from its 200 to the append of the first derived event it caused."""
     arrived: dict[Identity, int] = {}
-    for record in await brokerio.read_to_end(ctx.broker, settings.events_topic):
+    for record in events:
         event = json.loads(record.value)
         if event["sequence"] is not None:  # a gap's event belongs to no single delivery
             key = (event["sid"], event["uid"], event["sequence"])

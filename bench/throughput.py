@@ -108,11 +108,10 @@ def worker(ctx: Context, raw: RawTopic, expected: dict[str, Any], *, store: str)
     specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
     asyncio.run(brokerio.create(ctx.broker, *specs[1:]))  # the raw topic exists
     ends = asyncio.run(brokerio.end_offsets(ctx.broker, raw.name))
-    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-    env |= {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in settings.model_dump().items()}
     log(f"processor: worker ({store}) over {raw.records} records")
     launched = time.time()
-    with service("worker", python("processor", "worker"), env, ctx.workdir / f"{settings.app_id}.log") as running:
+    log_file = ctx.workdir / f"{settings.app_id}.log"
+    with service("worker", python("processor", "worker"), worker_env(settings), log_file) as running:
 
         async def committed_to_end() -> bool:
             return await brokerio.caught_up(ctx.broker, settings.app_id, raw.name, ends)
@@ -133,6 +132,12 @@ async def _written(ctx: Context, settings: ProcessorSettings) -> dict[str, float
         role: round(sum((await brokerio.end_offsets(ctx.broker, name)).values()) / raw, 3)
         for role, name in topics.items()
     }
+
+
+def worker_env(settings: ProcessorSettings) -> dict[str, str]:
+    """Return this process's environment with the worker's PROCESSOR_* variables replaced by these settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    return env | {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in settings.model_dump().items()}
 
 
 def _settings(ctx: Context, raw: RawTopic, store: str) -> ProcessorSettings:
