@@ -6,12 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from bench.workload import sid_of
 from devenv.topics import TopicSpec, ensure_topics
+from processor.rawlog import topic_partitions
 
 #: The processor's default partition count (PROCESSOR_PARTITIONS): ticks are co-partitioned with the raw topic.
 PARTITIONS = 6
@@ -56,23 +57,9 @@ async def publish(bootstrap_servers: str, topic: str, lines: Sequence[bytes]) ->
         await producer.stop()
 
 
-async def partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
-    """Return a topic's partitions (the admin client asks; a consumer only knows the topics it subscribed to)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    numbers = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
-    if not numbers:
-        raise RuntimeError(f"no topic {topic!r}")
-    return [TopicPartition(topic, number) for number in sorted(numbers)]
-
-
 async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
     """Return partition → end offset of a topic."""
-    tps = await partitions(bootstrap_servers, topic)
+    tps = await topic_partitions(bootstrap_servers, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
     await consumer.start()
     try:
@@ -103,7 +90,7 @@ async def caught_up(bootstrap_servers: str, group: str, topic: str, ends: dict[i
 
 async def read_to_end(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Return every record of a topic, from its beginning to its end when the read began."""
-    tps = await partitions(bootstrap_servers, topic)
+    tps = await topic_partitions(bootstrap_servers, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

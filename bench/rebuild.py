@@ -14,10 +14,10 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench import brokerio
 from bench.context import Context
 from bench.report import BenchResult, Comparison, Figure, log
 from processor.core.reorder import ReorderPolicy
+from processor.rawlog import topic_partitions
 from processor.replay import Replayer, replay_topic
 
 
@@ -37,7 +37,7 @@ async def replay_seconds(bootstrap_servers: str, topic: str) -> tuple[float, int
 async def bare_seconds(bootstrap_servers: str, topic: str) -> tuple[float, int]:
     """Time a bare read of the topic to its end, `orjson.loads` of each record; return (seconds, records)."""
     started = time.perf_counter()
-    tps = await brokerio.partitions(bootstrap_servers, topic)
+    tps = await topic_partitions(bootstrap_servers, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
     await consumer.start()
     count = 0

@@ -44,7 +44,7 @@ async def read_topic(
     Partitions are read side by side: a sid's records share a partition (the ingest keys them by sid), so each
     recording still arrives in the order the ingest wrote it, which is all the fold needs.
     """
-    partitions = await _partitions(bootstrap_servers, topic)
+    partitions = await topic_partitions(bootstrap_servers, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
@@ -66,7 +66,8 @@ async def read_topic(
         await consumer.stop()
 
 
-async def _partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
+async def topic_partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
+    """Return a topic's partitions, in order; RawLogError if the cluster has no such topic."""
     # The admin client describes the topic; a consumer's metadata cache only knows subscribed topics.
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()

@@ -195,7 +195,7 @@ async def test_the_live_state_of_noisy_traffic_equals_the_replay_of_what_the_ing
         ) as i,
     ):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            # 404 for an unknown sid only once the worker holds its partitions (the table router answers 500 before).
+            # 404 for an unknown sid only once the worker holds its partitions (503 before).
             await wait_for_status(session, f"{query}/recordings/none/", 404, [w, i])
             await wait_for_status(session, f"{ingest}/readyz", 200, [w, i])
 
