@@ -21,6 +21,7 @@ from processor.core.fold import RetentionPolicy
 from processor.core.machine import event_ms
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
 from processor.pipeline import Pipeline, Result
+from processor.recovery import SafeRecoveryTableManager
 from processor.settings import ProcessorSettings
 
 #: Default page size of GET /recordings/.
@@ -55,6 +56,7 @@ def create_app(
         web_bind=settings.web_bind,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        TableManager=SafeRecoveryTableManager,  # faust's own loses input records after a recovery
     )
     raw_codec: dict[str, Any] = {
         "key_type": bytes,

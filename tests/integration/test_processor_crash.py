@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from collections import defaultdict
 from pathlib import Path
@@ -25,19 +24,8 @@ from tests.integration.worker_support import (
 
 pytestmark = pytest.mark.kafka
 
-#: OPEN DEFECT (issue 4), reproduced by the at_least_once case and run on demand (RUN_OPEN_DEFECTS=1). Under
-#: at-least-once the restarted worker sometimes ends callbacks short (events_applied short, the holes reported as
-#: gaps, or whole recordings never updated); under exactly_once the same scenario passes. What is known (traces of
-#: faust's Consumer.getmany and DEVLOG=1, 2026-11-23): the killed worker had committed no offset; the restarted one
-#: fetches and yields every raw record, yet its agent never processes a run of ~17 consecutive records (across all
-#: partitions) that follow the offsets of its own first commit, so they are never acked and the raw offsets are never
-#: committed again. No "Skipping message", dropped message or flow suspension is logged. The cause is not found.
-AT_LEAST_ONCE_DEFECT = pytest.mark.skipif(
-    not os.environ.get("RUN_OPEN_DEFECTS"), reason="open defect under investigation: RUN_OPEN_DEFECTS=1 runs it"
-)
 
-
-@pytest.mark.parametrize("guarantee", ["exactly_once", pytest.param("at_least_once", marks=AT_LEAST_ONCE_DEFECT)])
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 async def test_a_worker_killed_mid_stream_restarts_into_the_replay_state_with_stable_event_ids(
     bootstrap_servers: str, tmp_path: Path, guarantee: str
 ) -> None:

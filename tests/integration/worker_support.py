@@ -63,6 +63,17 @@ class Worker:
         if self.process.poll() is not None:
             pytest.fail(f"the worker exited with {self.process.returncode}")
 
+    def stop(self) -> None:
+        """Stop it as Kubernetes would (SIGTERM: a clean leave of the group), then SIGKILL if it hangs; bounded."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
 
 def worker_env(bootstrap_servers: str, topics: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a worker of a fresh group on these topics; reuse it to restart the same worker."""
@@ -90,16 +101,11 @@ def running_worker(env: dict[str, str], log_path: Path) -> Iterator[Worker]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        worker = Worker(f"http://127.0.0.1:{port}", process)
         try:
-            yield Worker(f"http://127.0.0.1:{port}", process)
+            yield worker
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
+            worker.stop()
             print(log_path.read_text(errors="replace")[-3000:])  # shown only if the test fails
 
 

@@ -1,0 +1,87 @@
+"""Workers of one group share the partitions; one joining and one leaving mid-stream lose and double nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.integration.worker_support import (
+    Worker,
+    create_topics,
+    get,
+    noisy_bodies,
+    publish,
+    read_all,
+    replay_states,
+    running_worker,
+    settle_state,
+    worker_env,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+async def until_ready(worker: Worker, *, timeout_s: float = 60) -> None:
+    """Wait until the worker's /readyz answers 200 (its partitions assigned and recovered)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            worker.check_alive()
+            try:
+                if (await asyncio.to_thread(get, f"{worker.url}/readyz"))[0] == 200:
+                    return
+            except OSError:  # its web server is not listening yet
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def until_it_holds_recordings(worker: Worker, *, timeout_s: float = 60) -> None:
+    """Wait until the worker lists recordings of its own (GET /recordings/ shows only the local ones)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            worker.check_alive()
+            status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/")
+            if status == 200 and json.loads(body)["recordings"]:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def test_two_workers_share_the_load_a_third_joins_one_leaves_and_every_recording_ends_in_the_replay_state(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    topics = await create_topics(bootstrap_servers)
+    env = worker_env(bootstrap_servers, topics, tmp_path / "unused", PROCESSOR_SESSION_TIMEOUT_S="6")
+    bodies = noisy_bodies(seed=44, recordings=30)
+    parts = [bodies[i * len(bodies) // 4 : (i + 1) * len(bodies) // 4] for i in range(4)]
+
+    def start(name: str) -> Worker:
+        own = {**env, "PROCESSOR_DATA_DIR": str(tmp_path / name)}
+        return stack.enter_context(running_worker(own, tmp_path / f"{name}.log"))
+
+    with ExitStack() as stack:
+        first, second = start("first"), start("second")
+        await publish(bootstrap_servers, topics["raw"], parts[0])
+        await asyncio.gather(until_ready(first), until_ready(second))
+        await publish(bootstrap_servers, topics["raw"], parts[1])
+        await asyncio.gather(until_it_holds_recordings(first), until_it_holds_recordings(second))  # both have a share
+
+        third = start("third")  # joins mid-stream: the group rebalances
+        await publish(bootstrap_servers, topics["raw"], parts[2])
+        await until_ready(third)
+        await until_it_holds_recordings(third)  # and it got a share
+
+        first.stop()  # leaves mid-stream (SIGTERM: a clean leave, another rebalance)
+        await publish(bootstrap_servers, topics["raw"], parts[3])
+        await settle_state(bootstrap_servers, topics["state"], replay_states(bodies), third)
+        second.check_alive()
+
+    contents: dict[str, set[bytes]] = defaultdict(set)
+    for value in await read_all(bootstrap_servers, topics["events"]):
+        contents[json.loads(value)["event_id"]].add(value)
+    assert contents
+    changed = {event_id: sorted(values) for event_id, values in contents.items() if len(values) > 1}
+    assert not changed, f"event ids emitted with different content: {changed}"
