@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, cast
 
 from processor.core import codes
+from schemas import compiled
 from schemas.callbacks import (
+    EVENT_TYPES,
     Backuped,
-    Callback,
     CloudRecordingError,
     CloudRecordingFileInfos,
     CloudRecordingStatusUpdate,
@@ -25,18 +26,17 @@ from schemas.callbacks import (
     RecorderAudioStreamStateChanged,
     RecorderLeave,
     RecorderSliceStart,
-    RecorderStarted,
     RecorderVideoStreamStateChanged,
     SessionExit,
     SessionFailover,
     UnknownEvent,
     Uploaded,
     UploadedFile,
-    UploaderStarted,
     UploadingProgress,
     VodStarted,
     VodTriggered,
 )
+from schemas.compiled import AnyCallback
 from schemas.derived import (
     DerivedEvent,
     FailedOver,
@@ -62,7 +62,12 @@ from schemas.state import ErrorRecord, FailoverRecord
 OrderKey = tuple[int, str, int]
 Media = Literal["audio", "video"]
 Derived = list[DerivedEvent]
-E = TypeVar("E", bound=DerivedEvent)
+#: What every derived event of one callback shares: (sid, cname, uid, sequence, at_ms, late).
+Base = tuple[str, str, str, int, int, bool]
+#: A derived event not built yet: its class, its callback's Base (None: `fields` are complete, validate them)
+#: and its own fields. Built only when someone reads it (`build`): `replay --summary` and a state rebuild never do.
+Recipe = tuple[type[DerivedEvent], Base | None, dict[str, Any]]
+Recipes = list[Recipe]
 
 
 @dataclass(slots=True)
@@ -113,124 +118,133 @@ class Recording:
         return self.first_uid[1] if self.first_uid else ""
 
 
-def event_ms(callback: Callback) -> int:
+def event_ms(callback: AnyCallback) -> int:
     """Return the callback's event time: `sendts`, else the envelope's `notifyMs`."""
     payload = callback.payload
     return payload.sendts if payload.sendts is not None else (callback.notifyMs or 0)
 
 
-def apply(recording: Recording, callback: Callback, *, late: bool = False) -> Derived:
+def apply(recording: Recording, callback: AnyCallback, *, late: bool = False) -> Derived:
     """Fold one callback, released in order (or late), into the recording; return the derived events."""
-    origin = _Origin(recording, callback, late)
-    _note_delivery(recording, origin)
-    return HANDLERS[type(callback)](recording, callback, origin)
+    recipes: Recipes = []
+    apply_into(recording, callback, late, recipes)
+    return [build(recipe) for recipe in recipes]
 
 
-class _Origin:
-    """One callback's identity and event time, and the fields every derived event of it shares."""
+def apply_into(recording: Recording, callback: AnyCallback, late: bool, out: Recipes) -> None:
+    """Fold one callback into the recording as `apply` does; append its derived events to `out`, unbuilt."""
+    payload = callback.payload
+    at_ms = payload.sendts if payload.sendts is not None else (callback.notifyMs or 0)
+    uid, sequence = payload.uid, payload.sequence
+    key: OrderKey = (at_ms, uid, sequence)
+    cname = recording.cname or payload.cname
+    # What every callback tells: its delivery, the channel, the earliest uid, the span of event times.
+    recording.events_applied += 1
+    recording.cname = cname
+    if recording.first_uid is None or key < recording.first_uid[0]:
+        recording.first_uid = (key, uid)
+    if recording.first_event_ms is None or at_ms < recording.first_event_ms:
+        recording.first_event_ms = at_ms
+    if recording.last_event_ms is None or at_ms > recording.last_event_ms:
+        recording.last_event_ms = at_ms
+    HANDLERS[type(callback)](recording, callback, key, (recording.sid, cname, uid, sequence, at_ms, late), out)
 
-    __slots__ = ("at_ms", "base", "key")
 
-    def __init__(self, recording: Recording, callback: Callback, late: bool) -> None:
-        payload = callback.payload
-        at_ms = event_ms(callback)
-        self.at_ms = at_ms
-        self.key: OrderKey = (at_ms, payload.uid, payload.sequence)
-        self.base: dict[str, Any] = {
-            "sid": recording.sid,
-            "cname": recording.cname or payload.cname,
-            "uid": payload.uid,
-            "sequence": payload.sequence,
-            "at_ms": at_ms,
-            "late": late,
-        }
-
-    def event(self, cls: type[E], **fields: Any) -> E:
-        """Build the derived event of class `cls` that this callback causes."""
-        fields.update(self.base)
-        fields["event_id"] = event_id(self.base["sid"], self.base["uid"], self.base["sequence"], cls.kind_name())
-        return cls.trusted(fields)
+def build(recipe: Recipe) -> DerivedEvent:
+    """Build the derived event a recipe describes (once: it takes the recipe's fields over)."""
+    cls, base, fields = recipe
+    if base is None:
+        return cls(**fields)
+    sid, fields["cname"], uid, sequence, fields["at_ms"], fields["late"] = base
+    fields["sid"], fields["uid"], fields["sequence"] = sid, uid, sequence
+    fields["event_id"] = event_id(sid, uid, sequence, cls.kind_name())
+    return cls.trusted(fields)
 
 
 def _newer(current: tuple[OrderKey, Any] | None, key: OrderKey) -> bool:
     return current is None or key > current[0]
 
 
-def _note_delivery(recording: Recording, origin: _Origin) -> None:
-    recording.events_applied += 1
-    if not recording.cname:
-        recording.cname = origin.base["cname"]
-    key = origin.key
-    if recording.first_uid is None or key < recording.first_uid[0]:
-        recording.first_uid = (key, key[1])
-    at_ms = key[0]
-    if recording.first_event_ms is None or at_ms < recording.first_event_ms:
-        recording.first_event_ms = at_ms
-    if recording.last_event_ms is None or at_ms > recording.last_event_ms:
-        recording.last_event_ms = at_ms
-
-
-def _move_status(recording: Recording, to_status: int, callback: Callback, origin: _Origin) -> Derived:
+def _move_status(recording: Recording, to_status: int, event_type: int, base: Base, out: Recipes) -> None:
     """Raise the status to `to_status` unless it is terminal or already as far along the lifecycle."""
     from_status = recording.status
     if from_status in codes.TERMINAL_STATUSES or codes.status_rank(to_status) <= codes.status_rank(from_status):
-        return []
+        return
     recording.status = to_status
-    cause = f"{callback.eventType} {codes.EVENT_NAMES.get(callback.eventType, 'unknown')}"
+    cause = f"{event_type} {codes.EVENT_NAMES.get(event_type, 'unknown')}"
     name = codes.STATUS_NAMES.get(to_status, f"status_{to_status}")
-    return [origin.event(StatusChanged, from_status=from_status, to_status=to_status, to_status_name=name, cause=cause)]
+    fields = {"from_status": from_status, "to_status": to_status, "to_status_name": name, "cause": cause}
+    out.append((StatusChanged, base, fields))
 
 
-def _raise_status(recording: Recording, callback: Callback, origin: _Origin) -> Derived:
-    floor = codes.STATUS_FLOOR_BY_EVENT_TYPE[callback.eventType]
-    return _move_status(recording, floor, callback, origin)
+def _raise_status(recording: Recording, callback: AnyCallback, key: OrderKey, base: Base, out: Recipes) -> None:
+    event_type = callback.eventType
+    _move_status(recording, codes.STATUS_FLOOR_BY_EVENT_TYPE[event_type], event_type, base, out)
 
 
-def _on_status_update(recording: Recording, callback: CloudRecordingStatusUpdate, origin: _Origin) -> Derived:
+def _on_status_update(
+    recording: Recording,
+    callback: CloudRecordingStatusUpdate | compiled.CloudRecordingStatusUpdate,
+    key: OrderKey,
+    base: Base,
+    out: Recipes,
+) -> None:
     details = callback.payload.details
-    if details.recordingMode is not None and _newer(recording.recording_mode, origin.key):
-        recording.recording_mode = (origin.key, details.recordingMode)
-    _add_files(recording, details.fileList, origin.key)
-    return _move_status(recording, details.status, callback, origin)
+    if details.recordingMode is not None and _newer(recording.recording_mode, key):
+        recording.recording_mode = (key, details.recordingMode)
+    _add_files(recording, _files(details.fileList), key)
+    _move_status(recording, details.status, 3, base, out)
 
 
-def _on_error(recording: Recording, callback: CloudRecordingError, origin: _Origin) -> Derived:
+def _on_error(
+    recording: Recording,
+    callback: CloudRecordingError | compiled.CloudRecordingError,
+    key: OrderKey,
+    base: Base,
+    out: Recipes,
+) -> None:
     details = callback.payload.details
     fatal = details.errorLevel == codes.FATAL_ERROR_LEVEL
     recording.errors += 1
     recording.fatal_errors += fatal
-    if _newer(recording.last_error, origin.key):
+    if _newer(recording.last_error, key):
         error = ErrorRecord(
             module=details.module,
             code=details.errorCode,
             level=details.errorLevel,
             message=details.errorMsg,
-            at_ms=origin.at_ms,
+            at_ms=key[0],
         )
-        recording.last_error = (origin.key, error)
-    return [
-        origin.event(
-            RecordingErrored,
-            module=details.module,
-            error_level=details.errorLevel,
-            error_code=details.errorCode,
-            stat=details.stat,
-            message=details.errorMsg,
-            fatal=fatal,
-        )
-    ]
+        recording.last_error = (key, error)
+    fields = {
+        "module": details.module,
+        "error_level": details.errorLevel,
+        "error_code": details.errorCode,
+        "stat": details.stat,
+        "message": details.errorMsg,
+        "fatal": fatal,
+    }
+    out.append((RecordingErrored, base, fields))
 
 
-def _on_warning(recording: Recording, callback: CloudRecordingWarning, origin: _Origin) -> Derived:
+def _on_warning(
+    recording: Recording,
+    callback: CloudRecordingWarning | compiled.CloudRecordingWarning,
+    key: OrderKey,
+    base: Base,
+    out: Recipes,
+) -> None:
     details = callback.payload.details
     recording.warnings += 1
-    if _newer(recording.last_warning, origin.key):
-        warning = ErrorRecord(module=details.module, code=details.warnCode, level=None, message="", at_ms=origin.at_ms)
-        recording.last_warning = (origin.key, warning)
-    return [origin.event(RecordingWarned, module=details.module, warn_code=details.warnCode)]
+    if _newer(recording.last_warning, key):
+        warning = ErrorRecord(module=details.module, code=details.warnCode, level=None, message="", at_ms=key[0])
+        recording.last_warning = (key, warning)
+    out.append((RecordingWarned, base, {"module": details.module, "warn_code": details.warnCode}))
 
 
-def _add_files(recording: Recording, files: tuple[UploadedFile, ...], key: OrderKey) -> tuple[UploadedFileInfo, ...]:
+def _add_files(
+    recording: Recording, files: tuple[UploadedFile | compiled.UploadedFile, ...], key: OrderKey
+) -> tuple[UploadedFileInfo, ...]:
     """Record the files a callback lists; return them as UploadedFileInfo."""
     infos = tuple(_file_info(file) for file in files)
     for info in infos:
@@ -241,7 +255,12 @@ def _add_files(recording: Recording, files: tuple[UploadedFile, ...], key: Order
     return infos
 
 
-def _file_info(file: UploadedFile) -> UploadedFileInfo:
+def _files(file_list: object) -> tuple[UploadedFile | compiled.UploadedFile, ...]:
+    # Both forms hold a tuple of files by then (the compiled one turns a string into one in __post_init__).
+    return cast(tuple[UploadedFile | compiled.UploadedFile, ...], file_list)
+
+
+def _file_info(file: UploadedFile | compiled.UploadedFile) -> UploadedFileInfo:
     return UploadedFileInfo(
         file_name=file.fileName,
         track_type=file.trackType,
@@ -252,30 +271,36 @@ def _file_info(file: UploadedFile) -> UploadedFileInfo:
     )
 
 
-def _on_files(
-    recording: Recording, callback: CloudRecordingFileInfos | Uploaded | Backuped, origin: _Origin
-) -> Derived:
-    infos = _add_files(recording, callback.payload.details.fileList, origin.key)
-    uploaded = origin.event(
-        FilesUploaded,
-        files=infos,
-        all_uploaded=not isinstance(callback, CloudRecordingFileInfos),
-        via_backup=isinstance(callback, Backuped),
-    )
-    return [uploaded, *_raise_status(recording, callback, origin)]
+FileEvent = (
+    CloudRecordingFileInfos
+    | Uploaded
+    | Backuped
+    | compiled.CloudRecordingFileInfos
+    | compiled.Uploaded
+    | compiled.Backuped
+)
 
 
-def _on_exit(recording: Recording, callback: SessionExit, origin: _Origin) -> Derived:
+def _on_files(recording: Recording, callback: FileEvent, key: OrderKey, base: Base, out: Recipes) -> None:
+    infos = _add_files(recording, _files(callback.payload.details.fileList), key)
+    event_type = callback.eventType
+    # 4 reports the first M3U8; 31 and 32 that every file is uploaded, 32 some via the backup cloud.
+    out.append((FilesUploaded, base, {"files": infos, "all_uploaded": event_type != 4, "via_backup": event_type == 32}))
+    _raise_status(recording, callback, key, base, out)
+
+
+def _on_exit(
+    recording: Recording, callback: SessionExit | compiled.SessionExit, key: OrderKey, base: Base, out: Recipes
+) -> None:
     exit_status = callback.payload.details.exitStatus
-    if _newer(recording.exit_status, origin.key):
-        recording.exit_status = (origin.key, exit_status)
+    if _newer(recording.exit_status, key):
+        recording.exit_status = (key, exit_status)
     # Anything but the documented 0 (normal) is taken as abnormal.
     to_status = codes.STATUS_BY_EXIT_STATUS.get(exit_status, 20)
-    derived = _move_status(recording, to_status, callback, origin)
-    if recording.ended:
-        return derived
-    recording.ended = True
-    return [*derived, origin.event(SessionEnded, summary=summary(recording, origin.at_ms))]
+    _move_status(recording, to_status, 11, base, out)
+    if not recording.ended:
+        recording.ended = True
+        out.append((SessionEnded, base, {"summary": summary(recording, key[0])}))
 
 
 def summary(recording: Recording, ended_ms: int) -> SessionSummary:
@@ -294,125 +319,157 @@ def summary(recording: Recording, ended_ms: int) -> SessionSummary:
     )
 
 
-def _on_failover(recording: Recording, callback: SessionFailover, origin: _Origin) -> Derived:
+def _on_failover(
+    recording: Recording,
+    callback: SessionFailover | compiled.SessionFailover,
+    key: OrderKey,
+    base: Base,
+    out: Recipes,
+) -> None:
     new_uid = str(callback.payload.details.newUid)
     # A failover notice sent twice (once per uid, spec README "Failover") is one failover.
     if any(record.new_uid == new_uid for record in recording.failovers):
-        return []
+        return
     notice_uid = callback.payload.uid
     old_uid = notice_uid if notice_uid != new_uid else recording.uid
-    record = FailoverRecord(old_uid=old_uid, new_uid=new_uid, at_ms=origin.at_ms)
+    record = FailoverRecord(old_uid=old_uid, new_uid=new_uid, at_ms=key[0])
     recording.failovers.append(record)
     recording.failovers.sort(key=lambda r: (r.at_ms, r.new_uid))
-    return [origin.event(FailedOver, old_uid=old_uid, new_uid=new_uid, failovers=len(recording.failovers))]
+    out.append((FailedOver, base, {"old_uid": old_uid, "new_uid": new_uid, "failovers": len(recording.failovers)}))
 
 
-def _on_progress(recording: Recording, callback: UploadingProgress, origin: _Origin) -> Derived:
+def _on_progress(
+    recording: Recording,
+    callback: UploadingProgress | compiled.UploadingProgress,
+    key: OrderKey,
+    base: Base,
+    out: Recipes,
+) -> None:
     progress = callback.payload.details.progress
-    if _newer(recording.upload_progress, origin.key):
-        recording.upload_progress = (origin.key, progress)
-    return [origin.event(UploadProgressed, progress=progress)]
+    if _newer(recording.upload_progress, key):
+        recording.upload_progress = (key, progress)
+    out.append((UploadProgressed, base, {"progress": progress}))
 
 
-def _on_leave(recording: Recording, callback: RecorderLeave, origin: _Origin) -> Derived:
+def _on_leave(
+    recording: Recording, callback: RecorderLeave | compiled.RecorderLeave, key: OrderKey, base: Base, out: Recipes
+) -> None:
     leave_code = callback.payload.details.leaveCode
-    if _newer(recording.leave_code, origin.key):
-        recording.leave_code = (origin.key, leave_code)
-    left = origin.event(RecorderLeft, leave_code=leave_code, reasons=codes.leave_reasons(leave_code))
-    return [left, *_raise_status(recording, callback, origin)]
+    if _newer(recording.leave_code, key):
+        recording.leave_code = (key, leave_code)
+    out.append((RecorderLeft, base, {"leave_code": leave_code, "reasons": codes.leave_reasons(leave_code)}))
+    _raise_status(recording, callback, key, base, out)
 
 
-def _on_slice_start(recording: Recording, callback: RecorderSliceStart, origin: _Origin) -> Derived:
+def _on_slice_start(
+    recording: Recording,
+    callback: RecorderSliceStart | compiled.RecorderSliceStart,
+    key: OrderKey,
+    base: Base,
+    out: Recipes,
+) -> None:
     details = callback.payload.details
     gap_ms = details.startUtcMs - details.discontinueUtcMs
     identity = (details.streamUid, details.trackType, details.discontinueUtcMs, details.startUtcMs)
     # Equal times open a normal slice; the same hole reported twice (by two uids) counts once.
     if gap_ms <= 0 or identity in recording.discontinuities:
-        return []
+        return
     recording.discontinuities.add(identity)
     recording.discontinuity_ms += gap_ms
-    return [
-        origin.event(
-            SliceDiscontinuityDetected,
-            stream_uid=details.streamUid,
-            track_type=details.trackType,
-            gap_ms=gap_ms,
-            discontinue_utc_ms=details.discontinueUtcMs,
-            start_utc_ms=details.startUtcMs,
-        )
-    ]
+    fields = {
+        "stream_uid": details.streamUid,
+        "track_type": details.trackType,
+        "gap_ms": gap_ms,
+        "discontinue_utc_ms": details.discontinueUtcMs,
+        "start_utc_ms": details.startUtcMs,
+    }
+    out.append((SliceDiscontinuityDetected, base, fields))
 
 
-def _on_audio_state(recording: Recording, callback: RecorderAudioStreamStateChanged, origin: _Origin) -> Derived:
-    return _on_stream_state(recording, callback, origin, "audio")
+StreamEvent = (
+    RecorderAudioStreamStateChanged
+    | RecorderVideoStreamStateChanged
+    | compiled.RecorderAudioStreamStateChanged
+    | compiled.RecorderVideoStreamStateChanged
+)
 
 
-def _on_video_state(recording: Recording, callback: RecorderVideoStreamStateChanged, origin: _Origin) -> Derived:
-    return _on_stream_state(recording, callback, origin, "video")
+def _on_audio_state(recording: Recording, callback: StreamEvent, key: OrderKey, base: Base, out: Recipes) -> None:
+    _on_stream_state(recording, callback, key, base, out, "audio")
+
+
+def _on_video_state(recording: Recording, callback: StreamEvent, key: OrderKey, base: Base, out: Recipes) -> None:
+    _on_stream_state(recording, callback, key, base, out, "video")
 
 
 def _on_stream_state(
-    recording: Recording,
-    callback: RecorderAudioStreamStateChanged | RecorderVideoStreamStateChanged,
-    origin: _Origin,
-    media: Media,
-) -> Derived:
+    recording: Recording, callback: StreamEvent, key: OrderKey, base: Base, out: Recipes, media: Media
+) -> None:
     details = callback.payload.details
-    changed_at = details.UtcMs if details.UtcMs is not None else origin.at_ms
-    stream_key = (changed_at, origin.key[1], origin.key[2])
+    changed_at = details.UtcMs if details.UtcMs is not None else key[0]
+    stream_key = (changed_at, key[1], key[2])
     receiving = details.state == codes.STREAM_RECEIVING
     streams = recording.streams[media]
-    current = streams.get(details.streamUid)
+    stream_uid = details.streamUid
+    current = streams.get(stream_uid)
     if current is not None and stream_key <= current[0]:
-        return []  # an older report than the one kept
-    streams[details.streamUid] = (stream_key, receiving, changed_at)
+        return  # an older report than the one kept
+    streams[stream_uid] = (stream_key, receiving, changed_at)
     if current is not None and current[1] == receiving:
-        return []  # a newer report of the same state (a restarted recorder says it again): nothing changed
-    return [
-        origin.event(
-            StreamStateChanged, stream_uid=details.streamUid, media=media, receiving=receiving, changed_at_ms=changed_at
-        )
-    ]
+        return  # a newer report of the same state (a restarted recorder says it again): nothing changed
+    fields = {"stream_uid": stream_uid, "media": media, "receiving": receiving, "changed_at_ms": changed_at}
+    out.append((StreamStateChanged, base, fields))
 
 
-def _on_vod_triggered(recording: Recording, callback: VodTriggered, origin: _Origin) -> Derived:
+def _on_vod_triggered(
+    recording: Recording, callback: VodTriggered | compiled.VodTriggered, key: OrderKey, base: Base, out: Recipes
+) -> None:
     recording.vod_triggered = True
-    return [origin.event(VodUploadTriggered)]
+    out.append((VodUploadTriggered, base, {}))
 
 
-def _on_unknown(recording: Recording, callback: UnknownEvent, origin: _Origin) -> Derived:
+def _on_unknown(recording: Recording, callback: UnknownEvent, key: OrderKey, base: Base, out: Recipes) -> None:
     recording.unknown_events += 1
     details = callback.payload.details.model_dump()
-    return [origin.event(UnknownEventReceived, event_type=callback.eventType, details=details)]
+    out.append((UnknownEventReceived, base, {"event_type": callback.eventType, "details": details}))
 
 
-def _on_vod_started(recording: Recording, callback: VodStarted, origin: _Origin) -> Derived:
+def _on_vod_started(
+    recording: Recording, callback: VodStarted | compiled.VodStarted, key: OrderKey, base: Base, out: Recipes
+) -> None:
     video_id = callback.payload.details.aliVodInfo.videoId
-    if _newer(recording.vod_video_id, origin.key):
-        recording.vod_video_id = (origin.key, video_id)
-    return [origin.event(VodUploadStarted, video_id=video_id)]
+    if _newer(recording.vod_video_id, key):
+        recording.vod_video_id = (key, video_id)
+    out.append((VodUploadStarted, base, {"video_id": video_id}))
 
+
+Handler = Callable[[Recording, Any, OrderKey, Base, Recipes], None]
 
 #: Callback class → handler: one row per documented eventType (spec "回调事件") and the pass-through.
 #: A table, not a `match`: one lookup instead of up to 17 isinstance checks per callback, and a unit test
-#: proves every class of `schemas.callbacks.Callback` has its row.
-HANDLERS: Mapping[type[Envelope], Callable[[Recording, Any, _Origin], Derived]] = {
-    CloudRecordingError: _on_error,  # 1
-    CloudRecordingWarning: _on_warning,  # 2
-    CloudRecordingStatusUpdate: _on_status_update,  # 3
-    CloudRecordingFileInfos: _on_files,  # 4
-    SessionExit: _on_exit,  # 11
-    SessionFailover: _on_failover,  # 12
-    UploaderStarted: _raise_status,  # 30
-    Uploaded: _on_files,  # 31
-    Backuped: _on_files,  # 32
-    UploadingProgress: _on_progress,  # 33
-    RecorderStarted: _raise_status,  # 40
-    RecorderLeave: _on_leave,  # 41
-    RecorderSliceStart: _on_slice_start,  # 42
-    RecorderAudioStreamStateChanged: _on_audio_state,  # 43
-    RecorderVideoStreamStateChanged: _on_video_state,  # 44
-    VodStarted: _on_vod_started,  # 60
-    VodTriggered: _on_vod_triggered,  # 61
+#: proves every class of `schemas.callbacks.Callback` has its row. Each compiled twin
+#: (`schemas.compiled`) shares its model's row.
+_BY_EVENT_TYPE: Mapping[int, Handler] = {
+    1: _on_error,  # CloudRecordingError
+    2: _on_warning,  # CloudRecordingWarning
+    3: _on_status_update,  # CloudRecordingStatusUpdate
+    4: _on_files,  # CloudRecordingFileInfos
+    11: _on_exit,  # SessionExit
+    12: _on_failover,  # SessionFailover
+    30: _raise_status,  # UploaderStarted
+    31: _on_files,  # Uploaded
+    32: _on_files,  # Backuped
+    33: _on_progress,  # UploadingProgress
+    40: _raise_status,  # RecorderStarted
+    41: _on_leave,  # RecorderLeave
+    42: _on_slice_start,  # RecorderSliceStart
+    43: _on_audio_state,  # RecorderAudioStreamStateChanged
+    44: _on_video_state,  # RecorderVideoStreamStateChanged
+    60: _on_vod_started,  # VodStarted
+    61: _on_vod_triggered,  # VodTriggered
+}
+HANDLERS: Mapping[type[Envelope] | type[compiled.Envelope], Handler] = {
+    **{cls: _BY_EVENT_TYPE[number] for number, cls in EVENT_TYPES.items()},
+    **{cls: _BY_EVENT_TYPE[number] for number, cls in compiled.EVENT_TYPES.items()},
     UnknownEvent: _on_unknown,  # 13, 45, 70–73, 80/81, 90, 100, 1001, ...
 }

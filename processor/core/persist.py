@@ -15,7 +15,8 @@ from pydantic import TypeAdapter
 from processor.core.fold import Tracked
 from processor.core.machine import Recording
 from processor.core.reorder import Lane, ReorderBuffer, ReorderPolicy, SequenceSet
-from schemas.callbacks import Callback
+from schemas import compiled
+from schemas.compiled import AnyCallback, to_body
 from schemas.decode import OtherProduct, Rejection, decode_object
 
 #: Bumped whenever the stored shape changes; `load` refuses other versions rather than guess.
@@ -63,12 +64,17 @@ def _dump_lane(lane: Lane) -> dict[str, Any]:
         "starts": sorted(lane.starts),
         "next_sequence": lane.next_sequence,
         "received": lane.received.ranges,
-        "pending": [[arrived_ms, callback.model_dump(mode="json")] for callback, arrived_ms in lane.pending.values()],
+        "pending": [[arrived_ms, _body(callback)] for callback, arrived_ms in lane.pending.values()],
     }
 
 
+def _body(callback: AnyCallback) -> dict[str, Any]:
+    # Either form stores what the contract's model dumps (a compiled twin has no extras to keep).
+    return to_body(callback) if isinstance(callback, compiled.Envelope) else callback.model_dump(mode="json")
+
+
 def _load_lane(stored: dict[str, Any]) -> Lane:
-    pending: dict[int, tuple[Callback, int]] = {}
+    pending: dict[int, tuple[AnyCallback, int]] = {}
     for arrived_ms, body in stored["pending"]:
         callback = decode_object(body)
         if isinstance(callback, Rejection | OtherProduct):

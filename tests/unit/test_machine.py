@@ -282,11 +282,16 @@ def snapshot_of(recording: Recording):
     return snapshot(tracked)
 
 
-def test_every_callback_class_has_exactly_one_handler_row():
+def test_every_callback_class_and_its_compiled_twin_have_exactly_one_handler_row_the_same():
     from typing import get_args
 
     from processor.core.machine import HANDLERS
+    from schemas import compiled
     from schemas.callbacks import EVENT_TYPES, Callback, UnknownEvent
 
-    assert set(HANDLERS) == set(get_args(Callback))
-    assert set(HANDLERS) == {*EVENT_TYPES.values(), UnknownEvent}
+    assert set(HANDLERS) == set(get_args(Callback)) | set(get_args(compiled.CompiledCallback))
+    assert set(HANDLERS) == {*EVENT_TYPES.values(), UnknownEvent, *compiled.EVENT_TYPES.values()}
+    assert compiled.EVENT_TYPES.keys() == EVENT_TYPES.keys()
+    for number, twin in compiled.EVENT_TYPES.items():
+        assert twin.__name__ == EVENT_TYPES[number].__name__
+        assert HANDLERS[twin] is HANDLERS[EVENT_TYPES[number]]
