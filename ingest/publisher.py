@@ -11,6 +11,9 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from ingest.batches import MAX_REQUEST_BYTES, Batches
+from ingest.deadlines import Deadlines
+
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +39,12 @@ class Publisher(Protocol):
     async def publish(self, record: RawRecord) -> None:
         """Write one record and wait for its acknowledgement; raise PublishFailed otherwise."""
 
+    @staticmethod
+    async def _acknowledgement(acknowledged: asyncio.Future[None] | None) -> None:
+        if acknowledged is None:
+            raise PublishFailed("the topic has no partitions")
+        await acknowledged
+
     async def ready(self) -> bool:
         """Return whether the destination answers right now."""
 
@@ -59,10 +68,13 @@ class KafkaPublisher:
         self.topic = topic
         self._bootstrap_servers = bootstrap_servers
         self._timeout_s = timeout_s
+        #: One timer for every publish's timeout, rather than one each.
+        self._deadlines = Deadlines(timeout_s)
         self._linger_ms = linger_ms
         self._client_id = client_id
         self._reconnect_s = reconnect_s
         self._producer: AIOKafkaProducer | None = None
+        self._batches: Batches | None = None
         self._connecting: asyncio.Task[None] | None = None
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -73,8 +85,9 @@ class KafkaPublisher:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=self._linger_ms,
+            linger_ms=self._linger_ms,  # Batches lingers before handing a batch over; kept for completeness
             request_timeout_ms=int(self._timeout_s * 1000),
+            max_request_size=MAX_REQUEST_BYTES,
         )
 
     async def start(self) -> None:
@@ -94,24 +107,37 @@ class KafkaPublisher:
                 log.warning("kafka unreachable, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(self._reconnect_s)
                 continue
+            self._batches = Batches(producer, self.topic, linger_s=self._linger_ms / 1000)
             self._producer = producer
             log.info("kafka producer connected", extra={"bootstrap": self._bootstrap_servers})
             return
 
     async def publish(self, record: RawRecord) -> None:
         """Send the record and wait for the broker's acknowledgement, at most `timeout_s`."""
-        producer = self._producer
-        if producer is None:
+        batches = self._batches
+        if batches is None:
             raise PublishFailed("not connected to Kafka yet")
+        headers = list(record.headers)
         try:
-            async with asyncio.timeout(self._timeout_s):
-                delivery = await producer.send(self.topic, record.value, key=record.key, headers=list(record.headers))
-                # Shielded: a timeout abandons our wait, not aiokafka's own future for the batch.
-                await asyncio.shield(delivery)
+            acknowledged = batches.add(record.key, record.value, headers)
+            if acknowledged is None:  # the topic's partitions are not known yet: rare, and may take a while
+                async with asyncio.timeout(self._timeout_s):
+                    await batches.wait_for_topic()
+                    await self._acknowledgement(batches.add(record.key, record.value, headers))
+                return
+            # A timeout fails this record's own future only: its batch is sent and acknowledged regardless.
+            self._deadlines.watch(acknowledged)
+            await acknowledged
         except TimeoutError:
             raise PublishFailed(f"no acknowledgement within {self._timeout_s}s") from None
         except KafkaError as exc:
             raise PublishFailed(repr(exc)) from exc
+
+    @staticmethod
+    async def _acknowledgement(acknowledged: asyncio.Future[None] | None) -> None:
+        if acknowledged is None:
+            raise PublishFailed("the topic has no partitions")
+        await acknowledged
 
     async def ready(self) -> bool:
         """Return whether a metadata request succeeds and the topic exists (bounded by the timeout)."""
@@ -131,10 +157,11 @@ class KafkaPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
         producer, self._producer = self._producer, None
-        if producer is None:
+        batches, self._batches = self._batches, None
+        if producer is None or batches is None:
             return
         try:
-            await asyncio.wait_for(producer.flush(), self._timeout_s)
+            await asyncio.wait_for(batches.flush(), self._timeout_s)
         except TimeoutError:
             log.error("records still unacknowledged at shutdown", extra={"timeout_s": self._timeout_s})
         finally:
