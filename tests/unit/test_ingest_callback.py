@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from collections.abc import Callable
 
-from ingest.callback import Callback, InvalidCallback, inspect
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest.callback import (
+    Callback,
+    InvalidCallback,
+    _refuse_duplicate_keys,
+    _surely_without_duplicate_keys,
+    inspect,
+    key_of,
+)
+from schemas.decode import MAX_DEPTH, shape
 from tests.ingest_support import callback_body, console_test_body, legacy_body
 
 
@@ -83,3 +97,100 @@ def test_a_console_test_channel_with_a_uid_of_another_type_is_no_test_event() ->
 def test_an_event_type_written_with_a_zero_fraction_is_an_integer_as_json_schema_says() -> None:
     # The OpenAPI document types eventType as "integer", which 40.0 satisfies; the decoder reads it as 40 too.
     assert inspect(b'{"eventType": 40.0, "payload": {"sid": "x"}}').event_type == 40
+
+
+# --- the shortcuts of inspect() decide as the full checks do ---------------------------------------------------
+
+_KEYS = st.sampled_from(["sid", "eventType", "payload", "a", "a:b", "é", "{", "[x]", "k\\"])
+_TEXT = st.text(alphabet=st.sampled_from([*'ab:{}[]",\\é\n ', "\u2028", "\U0001f600"]), max_size=8)
+
+
+def _string(text: str, style: int) -> str:
+    if style == 0:
+        return orjson.dumps(text).decode()
+    if style == 1:
+        return json.dumps(text)  # non-ASCII as \\u escapes
+    return json.dumps(text).replace(":", "\\u003a").replace("{", "\\u007b")  # escapes where none are needed
+
+
+def _json_texts(depth: int) -> st.SearchStrategy[str]:
+    scalar = st.one_of(
+        st.integers(-(2**70), 2**70).map(str),
+        st.sampled_from(["1.5", "40.0", "1e3", "true", "false", "null", "-0"]),
+        st.tuples(_TEXT, st.integers(0, 2)).map(lambda t: _string(*t)),
+    )
+    if depth == 0:
+        return scalar
+    inner = _json_texts(depth - 1)
+    space = st.sampled_from(["", " ", "\n  "])
+    member = st.tuples(_KEYS, st.integers(0, 2), space, inner).map(lambda m: f"{_string(m[0], m[1])}:{m[2]}{m[3]}")
+    return st.one_of(
+        scalar,
+        st.lists(member, max_size=4).map(lambda ms: "{" + ",".join(ms) + "}"),
+        st.lists(inner, max_size=3).map(lambda vs: "[" + ",".join(vs) + "]"),
+    )
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> bytes:
+    """Bodies near the line: repeated names, escaped colons, brackets in strings, nesting around 32 levels."""
+    sid = draw(st.sampled_from(['"x"', '"a:b"', "7", '""']))
+    extra = draw(st.lists(st.tuples(_KEYS, _json_texts(2)), max_size=4))
+    nesting = draw(st.sampled_from([0, 0, 1, 30, 31, 32, 33]))
+    deep = "[" * nesting + "1" + "]" * nesting
+    members = [f'"eventType":{draw(st.sampled_from(["40", "40.0", "9007199254740992", "true"]))}']
+    members += [f'"payload":{{"sid":{sid},"deep":{deep}}}']
+    members += [f"{_string(key, 0)}:{value}" for key, value in extra]
+    order = draw(st.permutations(members))
+    return ("{" + ",".join(order) + "}").encode()
+
+
+def _reference_inspect(raw_body: bytes) -> Callback:
+    """inspect() before its shortcuts: the depth walk and the standard library's duplicate check, always."""
+    try:
+        body = orjson.loads(raw_body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidCallback(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidCallback("body is not a JSON object")
+    if shape(body).too_deep:
+        raise InvalidCallback(f"body is nested deeper than {MAX_DEPTH} levels")
+    _refuse_duplicate_keys(raw_body)
+    return key_of(body)
+
+
+def _outcome(check: Callable[[bytes], Callback], body: bytes) -> object:
+    try:
+        return check(body)
+    except InvalidCallback as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(body=_bodies())
+def test_inspect_with_its_shortcuts_decides_as_the_full_depth_and_duplicate_checks(body: bytes) -> None:
+    assert _outcome(inspect, body) == _outcome(_reference_inspect, body)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_json_texts(3).filter(lambda t: t.startswith("{")))
+def test_the_colon_count_never_vouches_for_a_body_with_a_repeated_name(text: str) -> None:
+    raw = text.encode()
+    if _surely_without_duplicate_keys(raw, orjson.loads(raw)):
+        _refuse_duplicate_keys(raw)  # raises on a repeated name
+
+
+def test_a_repeated_name_hidden_by_an_escaped_colon_is_still_refused() -> None:
+    # Without the backslash rule, the raw and re-serialised colon counts would be equal here.
+    with pytest.raises(InvalidCallback, match="duplicate key 'a'"):
+        inspect(b'{"eventType": 40, "payload": {"sid": "x"}, "a": 1, "a": "\\u003a"}')
+
+
+def test_a_body_with_colons_in_its_strings_and_no_repeated_name_is_accepted() -> None:
+    body = b'{"eventType": 40, "payload": {"sid": "a:b", "url": "https://x:443/"}, "t": "12:00"}'
+    assert inspect(body).sid == "a:b"
+
+
+def test_brackets_inside_strings_do_not_make_a_body_too_deep() -> None:
+    body = b'{"eventType": 40, "payload": {"sid": "x", "s": "' + b"[{" * 40 + b'"}}'
+    assert inspect(body).sid == "x"
