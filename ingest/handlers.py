@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.keys import DRAINING, INGEST, OPENAPI, PUBLISHER, REGISTRY, SETTINGS
-from ingest.service import Outcome, Result
+from ingest.service import Ingest, Outcome, Result
 from ingest.settings import IngestSettings
 
 #: NCS only counts a 200 with a JSON body as delivered; its content is ignored.
@@ -41,6 +41,10 @@ async def read_body(request: web.Request, settings: IngestSettings) -> bytes:
     if declared is not None and declared > settings.max_body_bytes:
         # Refused on its Content-Length, before a byte of it is read.
         raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=declared)
+    if request.content.is_eof():
+        # Received whole already (the usual case: a small body comes with its head): reading cannot wait, so
+        # no timer to start and cancel. The app's client_max_size still applies (413).
+        return await request.read()
     try:
         async with asyncio.timeout(settings.body_timeout_s):
             return await request.read()  # a chunked body: 413 once past the app's client_max_size
@@ -89,18 +93,24 @@ _BODY_LEFT_UNREAD = frozenset({408, 413})
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Track requests in flight; JSON-encode the errors raised (404, 405, 408, 413) and count the refusals."""
     ingest = request.app[INGEST]
-    with ingest.metrics.in_flight.track_inprogress():
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            outcome = _OUTCOME_OF_STATUS.get(exc.status)
-            if outcome is not None:
-                provider = request.match_info.get("provider") or request.path.rsplit("/", 1)[-1]
-                ingest.count(provider if provider in ingest.providers else "unknown", Result(outcome, exc.status))
-            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-            response = web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
-            if exc.status in _BODY_LEFT_UNREAD:
-                response.force_close()
-            return response
+    ingest.in_flight += 1
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _refusal(request, ingest, exc)
+    finally:
+        ingest.in_flight -= 1
+
+
+def _refusal(request: web.Request, ingest: Ingest, exc: web.HTTPException) -> web.Response:
+    outcome = _OUTCOME_OF_STATUS.get(exc.status)
+    if outcome is not None:
+        provider = request.match_info.get("provider") or request.path.rsplit("/", 1)[-1]
+        ingest.count(provider if provider in ingest.providers else "unknown", Result(outcome, exc.status))
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    response = web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
+    if exc.status in _BODY_LEFT_UNREAD:
+        response.force_close()
+    return response

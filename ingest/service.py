@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from prometheus_client import Counter, Histogram
+
 from ingest.callback import Callback, InvalidCallback, inspect
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher, PublishFailed, RawRecord
@@ -52,6 +54,20 @@ class Provider:
     allow_unsigned: bool = False
 
 
+#: The answers that carry no reason of their own are made once.
+PUBLISHED = Result(Outcome.PUBLISHED, 200)
+UNAVAILABLE = Result(Outcome.UNAVAILABLE, 503, "the callback could not be stored; retry later")
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """One provider's labelled metric children: looked up once, not by label values on every request."""
+
+    body_bytes: Histogram
+    publish_seconds: Histogram
+    provider_header: bytes
+
+
 class Ingest:
     """Turn callbacks into durable raw records; 200 only once the publisher acknowledged the write."""
 
@@ -69,10 +85,18 @@ class Ingest:
         self.metrics = metrics
         self.instance_id = instance_id
         self.clock_ms = clock_ms
+        #: Requests being handled; the in-flight gauge reads it when scraped (no lock taken per request).
+        self.in_flight = 0
+        metrics.in_flight.set_function(lambda: self.in_flight)
+        # Children are bound when first used, as `.labels()` would bind them: /metrics shows the same series.
+        self._bound: dict[str, _Bound] = {}
+        self._requests: dict[tuple[str, Outcome], Counter] = {}
+        self._instance_header = instance_id.encode()
 
     async def receive(self, provider: Provider, raw: bytes, headers: Mapping[str, str], *, received_ms: int) -> Result:
         """Handle one POSTed body and return the answer (outcomes are counted here)."""
-        self.metrics.body_bytes.labels(provider.name).observe(len(raw))
+        bound = self._bound.get(provider.name) or self._bind(provider.name)
+        bound.body_bytes.observe(len(raw))
         signature = self._verify(provider, raw, headers)
         if signature is None:
             return self.count(provider.name, Result(Outcome.BAD_SIGNATURE, 401, "invalid or missing signature"))
@@ -85,13 +109,27 @@ class Ingest:
             # The console's address check: answer it, but never let it become a recording.
             log.info("console test event answered", extra={"provider": provider.name})
             return self.count(provider.name, Result(Outcome.TEST_EVENT, 200))
-        record = self._record(provider, raw, callback, signature=signature, received_ms=received_ms)
-        return self.count(provider.name, await self._publish(provider, record))
+        record = self._record(bound, raw, callback, signature=signature, received_ms=received_ms)
+        return self.count(provider.name, await self._publish(provider, bound, record))
 
     def count(self, provider: str, result: Result) -> Result:
         """Count the request's outcome and return the result unchanged."""
-        self.metrics.requests.labels(provider, result.outcome.value).inc()
+        counter = self._requests.get((provider, result.outcome))
+        if counter is None:
+            counter = self._requests[provider, result.outcome] = self.metrics.requests.labels(
+                provider, result.outcome.value
+            )
+        counter.inc()
         return result
+
+    def _bind(self, provider: str) -> _Bound:
+        bound = _Bound(
+            body_bytes=self.metrics.body_bytes.labels(provider),
+            publish_seconds=self.metrics.publish_seconds.labels(provider),
+            provider_header=provider.encode(),
+        )
+        self._bound[provider] = bound
+        return bound
 
     def _verify(self, provider: Provider, raw: bytes, headers: Mapping[str, str]) -> str | None:
         if not provider.secrets and provider.allow_unsigned:
@@ -105,27 +143,25 @@ class Ingest:
         log.warning("signature refused", extra={"provider": provider.name, "reason": reason, "bytes": len(raw)})
         return None
 
-    def _record(
-        self, provider: Provider, raw: bytes, callback: Callback, *, signature: str, received_ms: int
-    ) -> RawRecord:
+    def _record(self, bound: _Bound, raw: bytes, callback: Callback, *, signature: str, received_ms: int) -> RawRecord:
         headers = [
-            ("received-at-ms", str(received_ms).encode()),
-            ("provider", provider.name.encode()),
+            ("received-at-ms", b"%d" % received_ms),
+            ("provider", bound.provider_header),
             ("signature", signature.encode()),
-            ("ingest-instance", self.instance_id.encode()),
+            ("ingest-instance", self._instance_header),
         ]
         if callback.notice_id is not None:
             headers.append(("notice-id", callback.notice_id.encode()))
         # The value is the body exactly as received: its signature stays verifiable downstream.
         return RawRecord(key=callback.sid.encode(), value=raw, headers=tuple(headers))
 
-    async def _publish(self, provider: Provider, record: RawRecord) -> Result:
+    async def _publish(self, provider: Provider, bound: _Bound, record: RawRecord) -> Result:
         began = time.perf_counter()
         try:
             await self.publisher.publish(record)
         except PublishFailed as exc:
             log.error("publish failed: answering 503", extra={"provider": provider.name, "error": str(exc)})
-            return Result(Outcome.UNAVAILABLE, 503, "the callback could not be stored; retry later")
+            return UNAVAILABLE
         finally:
-            self.metrics.publish_seconds.labels(provider.name).observe(time.perf_counter() - began)
-        return Result(Outcome.PUBLISHED, 200)
+            bound.publish_seconds.observe(time.perf_counter() - began)
+        return PUBLISHED

@@ -291,6 +291,20 @@ async def test_metrics_expose_requests_latency_sizes_and_in_flight_without_sids(
     assert "never-a-label" not in text
 
 
+async def test_the_in_flight_gauge_counts_a_request_waiting_for_its_acknowledgement(
+    client: Client, publisher: MemoryPublisher, registry: CollectorRegistry
+) -> None:
+    publisher.ack_gate = asyncio.Event()
+    body = callback_body()
+    pending = asyncio.create_task(client.post(AGORA, data=body, headers=agora_headers(body)))
+    await wait_until(lambda: _true(publisher.pending == 1), timeout_s=5)
+    assert sample(registry, "ingest_requests_in_flight") == 1
+    publisher.ack_gate.set()
+    assert (await asyncio.wait_for(pending, 5)).status == 200
+    await client.get("/healthz")  # counted while it runs, like every request
+    assert sample(registry, "ingest_requests_in_flight") == 0
+
+
 # --- slow, oversized and compressed bodies (raw sockets: the client libraries would not send them) -------------
 
 
