@@ -7,6 +7,7 @@ sid to the ticks topic, which is co-partitioned with the raw topic and read by t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -53,6 +54,7 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         topic_replication_factor=settings.topic_replication_factor,
+        producer_linger=settings.producer_linger_ms / 1000,
         web_bind=settings.web_bind,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -233,11 +235,24 @@ def _observe(metrics: ProcessorMetrics, result: Result, *, now_ms: int) -> None:
         )
 
 
+class QuietWorker(faust.Worker):
+    """Faust's worker without its terminal spinner.
+
+    To spin on every log record, the spinner sets the root logger to DEBUG whatever the log level: every debug call
+    of faust and aiokafka then builds a record only to drop it (5 % of the worker's CPU).
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """Configure the root logger without the spinner's handler."""
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one worker until it is stopped (SIGTERM/SIGINT)."""
     del argv
     settings = ProcessorSettings()
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level)  # web host and port come from the app's config
+    worker = QuietWorker(app, loglevel=settings.log_level)  # web host and port come from the app's config
     worker.execute_from_commandline()
     return 0
