@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from devenv.kafka import free_port
 from devenv.topics import TopicSpec, ensure_topics
 from processor.simulate import Options, simulate
-from tests.e2e.test_live_equals_replay import (
+from tests.e2e.support import (
     SECRET,
     Service,
     ingest_env,
