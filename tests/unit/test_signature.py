@@ -68,3 +68,10 @@ def test_anyrtc_ar_signature_is_an_hmac_sha256_over_the_raw_body_by_assumption()
 
 def test_anyrtc_also_accepts_agora_headers() -> None:
     assert verify(BODY, agora_headers(BODY, SECRET), [SECRET], schemes=ANYRTC) == Match("Agora-Signature-V2", 0)
+
+
+def test_signing_with_a_remembered_key_gives_the_plain_hmac_every_time() -> None:
+    for body in (b"", b"{}", b"x" * 5000):
+        for digest in ("sha256", "sha1"):
+            expected = hmac.new(b"k", body, digest).hexdigest()
+            assert sign(body, b"k", digest=digest) == sign(body, b"k", digest=digest) == expected
