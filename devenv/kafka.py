@@ -132,6 +132,7 @@ class EmbeddedKafka:
         self.workdir: Path | None = None
         self.startup_seconds: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._launched_at = 0.0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -189,6 +190,35 @@ class EmbeddedKafka:
         """Let a paused broker carry on (SIGCONT)."""
         if self._process is not None:
             self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Kill the broker outright (SIGKILL), as a crash would; its data directory stays for `restart`."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=self.stop_timeout_s)
+
+    def restart(self, *, wait: bool = True) -> None:
+        """Launch a killed broker again on the same ports and data directory; by default, wait until it answers.
+
+        The broker dies with the thread that launches it (PR_SET_PDEATHSIG is per thread): from a coroutine, call
+        `restart(wait=False)` on the loop's thread, then `await asyncio.to_thread(broker.wait_until_ready)`.
+        """
+        if self.workdir is None:
+            raise KafkaStartError("restart needs a broker that was started (and not stopped) before")
+        if self.is_running():
+            raise KafkaStartError("the broker is still running: kill it first")
+        self._launched_at = time.monotonic()
+        self._launch(self.workdir, self.workdir / "server.properties")
+        if wait:
+            self.wait_until_ready()
+
+    def wait_until_ready(self) -> None:
+        """Wait until the (re)launched broker answers metadata requests, at most `start_timeout_s` from its launch."""
+        if self.workdir is None:
+            raise KafkaStartError("the broker was never started")
+        self._wait_until_ready(self.workdir, deadline=self._launched_at + self.start_timeout_s)
+        log.info("kafka ready again on %s after %.2fs", self.bootstrap_servers, time.monotonic() - self._launched_at)
 
     def is_running(self) -> bool:
         """Return whether the broker process is alive."""
