@@ -1,0 +1,85 @@
+"""Fault-injection helpers: read a topic to its end, compare what was acknowledged with the log, check event ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from processor.rawlog import topic_partitions
+from tests.ingest_support import wait_until
+
+#: Seconds a read of a whole topic may take once the broker answers.
+READ_S = 30
+
+
+async def end_offsets(bootstrap_servers: str, topic: str) -> int:
+    """Return how many records the topic holds now (the sum of its partitions' end offsets)."""
+    partitions = await topic_partitions(bootstrap_servers, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_records(bootstrap_servers: str, topic: str, count: int, *, timeout_s: float) -> None:
+    """Return once the topic holds at least `count` records (bounded)."""
+
+    async def enough() -> bool:
+        return await end_offsets(bootstrap_servers, topic) >= count
+
+    await wait_until(enough, timeout_s=timeout_s, every_s=0.1)
+
+
+async def read_to_end(bootstrap_servers: str, topic: str) -> list[bytes]:
+    """Return every committed value of the topic up to its end at the time of the call, partition after partition.
+
+    Within a partition (so within a sid, the key) the order is the log's: what the worker folds. Read committed,
+    as a downstream consumer of an exactly-once worker must: aborted transactions are not output.
+    """
+    partitions = await topic_partitions(bootstrap_servers, topic)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        consumer.assign(partitions)
+        # Explicit offsets: a seek_to_beginning() can lose the race with the assignment's own offset reset.
+        starts, ends = await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)
+        async with asyncio.timeout(READ_S):
+            for tp in partitions:
+                consumer.seek(tp, starts[tp])
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=500)
+                    values += [m.value for m in batch.get(tp, []) if m.offset < ends[tp] and m.value is not None]
+    finally:
+        await consumer.stop()
+    return values
+
+
+def acknowledged(sent: Path) -> list[bytes]:
+    """Return the bodies the simulator got a 200 for, in the order it got them."""
+    return sent.read_bytes().splitlines()
+
+
+def missing(acked: Iterable[bytes], logged: Iterable[bytes]) -> list[bytes]:
+    """Return the acknowledged bodies that the log does not hold (byte for byte, counting repeats)."""
+    return sorted((Counter(acked) - Counter(logged)).elements())
+
+
+def event_ids_with_changed_content(values: Iterable[bytes]) -> dict[str, list[bytes]]:
+    """Return every derived event id that was emitted with more than one content, with its contents."""
+    contents: dict[str, set[bytes]] = defaultdict(set)
+    for value in values:
+        contents[json.loads(value)["event_id"]].add(value)
+    return {event_id: sorted(seen) for event_id, seen in contents.items() if len(seen) > 1}
