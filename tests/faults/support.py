@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from processor.rawlog import topic_partitions
 from tests.ingest_support import wait_until
+from tests.integration.worker_support import publish
 
 #: Seconds a read of a whole topic may take once the broker answers.
 READ_S = 30
@@ -37,18 +38,20 @@ async def wait_for_records(bootstrap_servers: str, topic: str, count: int, *, ti
     await wait_until(enough, timeout_s=timeout_s, every_s=0.1)
 
 
-async def read_to_end(bootstrap_servers: str, topic: str) -> list[bytes]:
-    """Return every committed value of the topic up to its end at the time of the call, partition after partition.
+async def read_to_end(
+    bootstrap_servers: str, topic: str, *, isolation_level: str = "read_committed"
+) -> list[bytes]:
+    """Return every value of the topic up to its end at the time of the call, partition after partition.
 
-    Within a partition (so within a sid, the key) the order is the log's: what the worker folds. Read committed,
-    as a downstream consumer of an exactly-once worker must: aborted transactions are not output.
+    Within a partition (so within a sid, the key) the order is the log's: what the worker folds. Read committed by
+    default, as a downstream consumer of an exactly-once worker reads; read_uncommitted sees aborted writes too.
     """
     partitions = await topic_partitions(bootstrap_servers, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        isolation_level="read_committed",
+        isolation_level=isolation_level,
     )
     await consumer.start()
     values: list[bytes] = []
@@ -65,6 +68,16 @@ async def read_to_end(bootstrap_servers: str, topic: str) -> list[bytes]:
     finally:
         await consumer.stop()
     return values
+
+
+async def publish_paced(
+    bootstrap_servers: str, topic: str, bodies: list[bytes], *, until: asyncio.Event, per_second: float, chunk: int = 10
+) -> None:
+    """Publish bodies keyed by sid, in order, at about `per_second` until `until` is set, then the rest at once."""
+    for start in range(0, len(bodies), chunk):
+        await publish(bootstrap_servers, topic, bodies[start : start + chunk])
+        if not until.is_set():
+            await asyncio.sleep(chunk / per_second)
 
 
 def acknowledged(sent: Path) -> list[bytes]:
