@@ -38,9 +38,7 @@ async def wait_for_records(bootstrap_servers: str, topic: str, count: int, *, ti
     await wait_until(enough, timeout_s=timeout_s, every_s=0.1)
 
 
-async def read_to_end(
-    bootstrap_servers: str, topic: str, *, isolation_level: str = "read_committed"
-) -> list[bytes]:
+async def read_to_end(bootstrap_servers: str, topic: str, *, isolation_level: str = "read_committed") -> list[bytes]:
     """Return every value of the topic up to its end at the time of the call, partition after partition.
 
     Within a partition (so within a sid, the key) the order is the log's: what the worker folds. Read committed by
