@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 from collections import deque
 from typing import Any
 
@@ -18,20 +19,31 @@ from ingest.partitions import partition_for
 MAX_REQUEST_BYTES = 1_048_576
 
 Headers = list[tuple[str, bytes]]
+Waiters = list[asyncio.Future[None]]
 
 
 class _Lane:
     """One partition's records: the batch being filled, full batches waiting, and whether one is in flight."""
 
-    __slots__ = ("builder", "full", "in_flight", "linger", "partition", "waiters")
+    __slots__ = ("builder", "full", "in_flight", "partition", "waiters")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
         self.builder: Any = None  # aiokafka's BatchBuilder (untyped)
-        self.waiters: list[asyncio.Future[None]] = []
-        self.full: deque[tuple[Any, list[asyncio.Future[None]]]] = deque()
+        self.waiters: Waiters = []
+        self.full: deque[tuple[Any, Waiters]] = deque()
         self.in_flight = False
-        self.linger: asyncio.TimerHandle | None = None
+
+    def has_records(self) -> bool:
+        return bool(self.full) or self.builder is not None
+
+    def take(self) -> tuple[Any, Waiters]:
+        """Remove and return the oldest full batch, else the one being filled."""
+        if self.full:
+            return self.full.popleft()
+        batch = self.builder, self.waiters
+        self.builder, self.waiters = None, []
+        return batch
 
 
 class Batches:
@@ -41,7 +53,8 @@ class Batches:
     the partitioner); appending to a batch builder costs one C call. The batches still go through the producer's
     own accumulator and sender: acks=all, idempotent sequence numbers, retries. As in the producer, a partition
     has at most one batch in flight (the sender mutes it meanwhile), the next one fills up until the broker
-    answers, and a new batch lingers `linger_s` to gather records.
+    answers, and records wait at most `linger_s` for others to join them before their batch is sent. Batches
+    are handed over together, so that the sender puts them in one request.
     """
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, *, linger_s: float) -> None:
@@ -49,7 +62,13 @@ class Batches:
         self._topic = topic
         self._linger_s = linger_s
         self._lanes: dict[int, _Lane] = {}
-        self._deliveries: set[asyncio.Task[None]] = set()
+        #: Lanes with records to send and none in flight, to be sent together when the linger ends.
+        self._lingering: set[_Lane] = set()
+        self._linger: asyncio.TimerHandle | None = None
+        #: Lanes free to send again, handed over by the next `_submit` task (one for all of them).
+        self._due: set[_Lane] = set()
+        self._submitting: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._loop = asyncio.get_running_loop()
 
     def add(self, key: bytes, value: bytes, headers: Headers) -> asyncio.Future[None] | None:
@@ -81,10 +100,12 @@ class Batches:
         waiter: asyncio.Future[None] = self._loop.create_future()
         lane.waiters.append(waiter)
         if not lane.in_flight:
-            if lane.full:
-                self._send_next(lane)
-            elif lane.linger is None:
-                lane.linger = self._loop.call_later(self._linger_s, self._lingered, lane)
+            if lane.full:  # a full batch has nothing to wait for
+                self._make_due(lane)
+            elif lane not in self._due:
+                self._lingering.add(lane)
+                if self._linger is None:
+                    self._linger = self._loop.call_later(self._linger_s, self._lingered)
         return waiter
 
     async def wait_for_topic(self) -> None:
@@ -93,55 +114,79 @@ class Batches:
 
     async def flush(self) -> None:
         """Send every batch now and wait until each is acknowledged or failed."""
-        for lane in self._lanes.values():
+        while True:
+            if self._linger is not None:
+                self._linger.cancel()
+                self._linger = None
+            for lane in self._lanes.values():
+                if lane.has_records() and not lane.in_flight:
+                    self._make_due(lane)
+            if self._submitting is not None:
+                await asyncio.wait([self._submitting])
+            elif self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+            else:
+                return
+
+    def _lingered(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        lingering, self._lingering = self._lingering, set()
+        for lane in lingering:
             if not lane.in_flight:
-                self._send_next(lane)
-        while self._deliveries:
-            await asyncio.wait(set(self._deliveries))
+                self._make_due(lane)
 
-    def _lingered(self, lane: _Lane) -> None:
-        lane.linger = None
-        if not lane.in_flight:
-            self._send_next(lane)
+    def _make_due(self, lane: _Lane) -> None:
+        self._lingering.discard(lane)
+        self._due.add(lane)
+        if self._submitting is None:
+            self._submitting = self._loop.create_task(self._submit())
 
-    def _send_next(self, lane: _Lane) -> None:
-        """Send the lane's oldest full batch, else the one being filled (its linger ends), if there is one."""
-        if lane.full:
-            builder, waiters = lane.full.popleft()
-        elif lane.builder is not None:
-            builder, waiters, lane.builder, lane.waiters = lane.builder, lane.waiters, None, []
-            if lane.linger is not None:
-                lane.linger.cancel()
-                lane.linger = None
-        else:
-            return
+    async def _submit(self) -> None:
+        """Hand every due lane's next batch to the producer (none of these awaits waits: see `_send`)."""
+        try:
+            while self._due:
+                lane = self._due.pop()
+                if lane.in_flight or not lane.has_records():
+                    continue
+                builder, waiters = lane.take()
+                await self._send(lane, builder, waiters)
+        finally:
+            self._submitting = None
+
+    async def _send(self, lane: _Lane, builder: Any, waiters: Waiters) -> None:
         builder.close()  # it has lingered here: the producer must not make it linger again
         lane.in_flight = True
-        task = self._loop.create_task(self._deliver(lane, builder, waiters))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
-
-    async def _deliver(self, lane: _Lane, builder: Any, waiters: list[asyncio.Future[None]]) -> None:
         try:
+            # Returns at once: the producer holds no batch of this partition (ours was acknowledged, or failed)
+            # and knows the topic (add checked it).
             delivery = await self._producer.send_batch(builder, self._topic, partition=lane.partition)
-            await delivery
         except KafkaError as exc:
-            _fail(waiters, exc)
+            self._delivered(lane, waiters, exc)
         except BaseException as exc:  # cancelled at shutdown, or a bug: no request may wait for it in vain
-            _fail(waiters, KafkaError(repr(exc)))
-            lane.in_flight = False
+            self._delivered(lane, waiters, KafkaError(repr(exc)))
             raise
         else:
-            for waiter in waiters:
-                if not waiter.done():  # a request that timed out has cancelled its own
-                    waiter.set_result(None)
+            self._in_flight.add(delivery)
+            delivery.add_done_callback(functools.partial(self._on_delivery, lane, waiters))
+
+    def _on_delivery(self, lane: _Lane, waiters: Waiters, delivery: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(delivery)
+        error = delivery.exception() if not delivery.cancelled() else KafkaError("the delivery was cancelled")
+        if error is not None and not isinstance(error, KafkaError):
+            error = KafkaError(repr(error))
+        self._delivered(lane, waiters, error)
+
+    def _delivered(self, lane: _Lane, waiters: Waiters, error: KafkaError | None) -> None:
+        for waiter in waiters:
+            if waiter.done():  # a request that timed out has given up its own
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                # One copy each: an exception raised in many tasks would collect all their tracebacks.
+                waiter.set_exception(copy.copy(error))
         lane.in_flight = False
-        if lane.full or lane.builder is not None:
-            self._send_next(lane)  # what gathered meanwhile has waited long enough
-
-
-def _fail(waiters: list[asyncio.Future[None]], error: KafkaError) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            # One copy each: an exception raised in many tasks would collect all their tracebacks.
-            waiter.set_exception(copy.copy(error))
+        if lane.has_records():
+            self._make_due(lane)  # what gathered meanwhile has waited long enough
