@@ -6,22 +6,27 @@ sid to the ticks topic, which is co-partitioned with the raw topic and read by t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import weakref
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.streams import _current_event  # the event a table read or write belongs to (see _Batches)
+from faust.types import EventT
 from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
-from processor.core.fold import RetentionPolicy
+from processor.core.fold import RetentionPolicy, Tracked
 from processor.core.machine import event_ms
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
-from processor.pipeline import Pipeline, Result
+from processor.pipeline import Batch, Outgoing, Pipeline, Result, Write, trim
 from processor.recovery import SafeRecoveryTableManager
 from processor.settings import ProcessorSettings
 
@@ -68,15 +73,6 @@ def create_app(
     }
     source = app.topic(settings.raw_topic, settings.ticks_topic, **raw_codec)
     ticks = app.topic(settings.ticks_topic, **raw_codec)
-    outputs = {
-        role: app.topic(name, **raw_codec)
-        for role, name in (
-            ("events", settings.events_topic),
-            ("state", settings.state_topic),
-            ("alerts", settings.alerts_topic),
-            ("dlq", settings.dlq_topic),
-        )
-    }
     recordings = app.Table("recordings", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     retention = RetentionPolicy(settings.inactivity_timeout_ms, settings.ended_retention_ms)
     pipeline = Pipeline(settings.reorder_policy, retention)
@@ -86,28 +82,20 @@ def create_app(
     # the /metrics page on the worker's web server, for ours too (same registry).
     setup_prometheus_sensors(app, registry=registry, name_prefix=FAUST_NAME_PREFIX)
     local = _LocalView()
+    batches = _Batches(app, settings, pipeline, recordings, metrics, local, clock_ms)
 
     # A crashed agent must stop the worker (to be restarted), never leave a live process that processes nothing.
     @app.agent(source, name="recordings", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            key, now_ms = event.key, clock_ms()
-            if event.message.topic == settings.ticks_topic:
-                result = pipeline.on_tick(recordings.get(key), key, now_ms=now_ms)
-            else:
-                message = event.message
-                headers, position = list(message.headers or ()), (message.partition, message.offset)
-                result = pipeline.on_callback(
-                    recordings.get(key), key, event.value, headers, now_ms=now_ms, position=position
-                )
-            # Outputs are queued before the table write: faust flushes both before committing the input offset,
-            # and a changelog record must never be durable without the events it stands for (after a crash the
-            # replayed delivery would be a duplicate, and its events would be lost).
-            for out in result.outgoing:
-                await outputs[out.role].send(key=out.key, value=out.value, headers=list(out.headers))
-            _store(recordings, key, result)
-            local.note(key, result)
-            _observe(metrics, result, now_ms=now_ms)
+        manual = cast(
+            faust.Stream[bytes], stream
+        ).noack()  # a record is acked (faust may then commit it) when its batch has ended
+        async for event in manual.events():
+            await batches.add(manual, event)
+
+    @app.timer(settings.batch_within_ms / 1000)  # type: ignore[untyped-decorator]  # faust's timer is untyped
+    async def close_batch() -> None:
+        await batches.close()
 
     @app.timer(settings.tick_interval_s)  # type: ignore[untyped-decorator]  # faust's timer decorator is untyped
     async def send_ticks() -> None:
@@ -124,6 +112,16 @@ def create_app(
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         local.rescan = True
+        batches.forget()
+
+    # The live recordings are valid only while the partitions are ours and the table is what they were read from.
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        batches.forget()
+
+    @app.on_rebalance_complete.connect
+    async def on_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        batches.forget()
 
     def ready() -> bool:
         """Whether partitions are assigned and recovered: who owns which sid is known, and the state is whole."""
@@ -166,17 +164,145 @@ def create_app(
         following = keys[-1].decode() if len(keys) == size else None
         return web.json({"recordings": states, "next": following})
 
-    del process, send_ticks, on_assigned, readyz, get_recording, list_recordings  # registered with the app
+    del process, close_batch, send_ticks, on_assigned, on_revoked, on_recovered, readyz, get_recording, list_recordings
     return app
 
 
-def _store(recordings: Any, key: bytes, result: Result) -> None:
-    if not result.write:
-        return
-    if result.stored is None:
-        recordings.pop(key, None)
+class _Batches:
+    """Folds each input record as it arrives and sends its outputs; every batch of records then ends in the table.
+
+    A batch is closed when it holds `batch_max_records` or when the batch timer fires: its snapshots (one per
+    changed sid) are sent, and in the background, once every output of the batch is acknowledged (acks=all), the
+    table's changelog records that stand for them are queued and only then are the batch's records acked to faust,
+    which commits input offsets only up to acked records, after flushing the producer. So a changelog record is never
+    durable without its events (with several brokers they go to different partition leaders, and queueing order
+    alone would not say which is written first), and whatever a crash interrupts is read again. Batches end in
+    order, and waiting for the acks holds up no processing. Exactly-once: the same sends go through faust's
+    transaction manager (`maybe_start_producer`), in the transaction faust commits with the offsets.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: ProcessorSettings,
+        pipeline: Pipeline,
+        table: Any,
+        metrics: ProcessorMetrics,
+        local: _LocalView,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self.app, self.pipeline, self.table, self.metrics, self.local = app, pipeline, table, metrics, local
+        self.clock_ms, self.ticks_topic = clock_ms, settings.ticks_topic
+        self.max_records, self.cache_limit = settings.batch_max_records, settings.state_cache_recordings
+        self.topics = {
+            "events": settings.events_topic,
+            "state": settings.state_topic,
+            "alerts": settings.alerts_topic,
+            "dlq": settings.dlq_topic,
+        }
+        #: Live recordings by table key, each what the table holds or will once the batches in flight end;
+        #: emptied on every assignment, revocation and recovery, so it never outlives the partition it came from.
+        self.cache: dict[bytes, Tracked] = {}
+        self.epoch, self.generation = 0, -1
+        self.open: _Open | None = None
+        self.ending: asyncio.Future[None] | None = None
+        self.lock = asyncio.Lock()
+
+    def forget(self) -> None:
+        """Drop every live recording: the table is the truth again."""
+        self.cache.clear()
+        self.epoch += 1
+
+    async def add(self, stream: faust.StreamT[bytes], event: EventT[bytes]) -> None:
+        """Fold one record into the open batch and send its outputs; close the batch when it is full."""
+        async with self.lock:
+            opened = self.open or await self._start(stream)
+            _current_event.set(weakref.ref(event))  # the table reads the event's partition (RocksDB)
+            for out in self._fold(opened.batch, event).outgoing:
+                opened.acks.append(await self._send(opened.producer, out))
+            opened.events.append(event)
+            opened.latest[cast(bytes, event.key)] = event
+            if len(opened.events) >= self.max_records:
+                await self._close()
+
+    async def close(self) -> None:
+        """Close the open batch, if any (the batch timer)."""
+        async with self.lock:
+            await self._close()
+
+    async def _start(self, stream: faust.StreamT[bytes]) -> _Open:
+        if self.generation != self.app.consumer_generation_id:  # a rebalance the signals did not tell us of
+            self.generation = self.app.consumer_generation_id
+            self.forget()
+        producer = await self.app.maybe_start_producer()  # under exactly_once, the transaction manager
+        self.open = _Open(Batch(self.pipeline, self.cache, self.table.get), stream, producer, self.epoch)
+        return self.open
+
+    async def _close(self) -> None:
+        opened, self.open = self.open, None
+        if opened is None:
+            return
+        writes = opened.batch.writes()
+        if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
+            self.forget()
+        trim(self.cache, self.cache_limit)
+        for write in writes:
+            opened.acks.append(await self._send(opened.producer, write.state))
+        previous, self.ending = self.ending, asyncio.ensure_future(self._end(self.ending, opened, writes))
+        if previous is not None and previous.done():
+            previous.result()  # a batch that failed to end crashes the agent (and the worker) here
+
+    async def _end(self, previous: asyncio.Future[None] | None, opened: _Open, writes: list[Write]) -> None:
+        try:
+            if previous is not None:
+                await previous
+            await asyncio.gather(*opened.acks)
+            for write in writes:
+                _current_event.set(weakref.ref(opened.latest[write.key]))  # the changelog partition is the event's
+                _store(self.table, write)
+                self.local.note(write.key, opened.batch.changed[write.key])
+            for event in opened.events:
+                await opened.stream.ack(event)
+        except Exception as exc:  # nothing of this batch or later ones is acked: it is all read again
+            await self.app.crash(exc)
+            raise
+
+    def _fold(self, batch: Batch, event: EventT[bytes]) -> Result:
+        key, now_ms, message = cast(bytes, event.key), self.clock_ms(), event.message
+        if message.topic == self.ticks_topic:
+            result = batch.tick(key, now_ms=now_ms)
+        else:
+            headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # raw topics: (name, bytes) pairs
+            position = (message.partition, message.offset)
+            result = batch.callback(key, cast(bytes, event.value), headers, now_ms=now_ms, position=position)
+        _observe(self.metrics, result, now_ms=now_ms)
+        return result
+
+    async def _send(self, producer: Any, out: Outgoing) -> Awaitable[Any]:
+        # The producer's own send, not Topic.send: one record, no FutureMessage and sensor round trip around it.
+        headers = list(out.headers) if out.headers else None
+        sent: Awaitable[Any] = await producer.send(self.topics[out.role], out.key, out.value, None, None, headers)
+        return sent
+
+
+@dataclass(slots=True)
+class _Open:
+    """A batch being filled: its records, their outputs' acks, and the latest record of each table key."""
+
+    batch: Batch
+    stream: faust.StreamT[bytes]
+    producer: Any
+    epoch: int
+    events: list[EventT[bytes]] = field(default_factory=list)
+    acks: list[Awaitable[Any]] = field(default_factory=list)
+    latest: dict[bytes, EventT[bytes]] = field(default_factory=dict)
+
+
+def _store(recordings: Any, write: Write) -> None:
+    if write.stored is None:
+        recordings.pop(write.key, None)
     else:
-        recordings[key] = result.stored
+        recordings[write.key] = write.stored
 
 
 class _LocalView:

@@ -1,13 +1,16 @@
-"""What the processor does with one input record (a raw callback or a tick): the agent's logic, without Faust.
+"""What the processor does with input records (raw callbacks and ticks): the agent's logic, without Faust.
 
-Given what the table holds for a sid and one record, it returns what the table must hold afterwards and the
-records to send: derived events, the latest snapshot (a tombstone once the recording is forgotten), alerts, and
-dead letters that keep the original bytes and headers. The Faust agent only moves these in and out.
+Given a sid's recording and one record, it returns the recording afterwards and the records to send: derived
+events, alerts, and dead letters that keep the original bytes and headers. `Batch` folds many records against
+live recordings (a cache of them, else what the table holds) and then says, once per changed sid, what the table
+must hold and the latest snapshot to send (a tombstone once the recording is forgotten). The Faust agent only
+moves these in and out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,8 +28,8 @@ from processor.core.fold import (
 )
 from processor.core.persist import dump, load
 from processor.core.reorder import ReorderPolicy
-from schemas.callbacks import Callback
-from schemas.decode import OtherProduct, Rejection, decode
+from schemas.compiled import AnyCallback, decode_fast
+from schemas.decode import OtherProduct, Rejection
 from schemas.derived import DerivedEvent, RecordingErrored, SessionEnded
 
 Role = Literal["events", "state", "alerts", "dlq"]
@@ -57,12 +60,16 @@ class Outgoing:
 class Result:
     """What one input record did."""
 
-    #: What the table must hold for the sid afterwards; None to delete it.
+    #: What the table must hold for the sid afterwards (None to delete it); only `Pipeline.on_callback` and
+    #: `on_tick` fill it in, a `Batch` writes once per sid instead.
     stored: bytes | None
     outgoing: list[Outgoing] = field(default_factory=list)
     step: Step = field(default_factory=Step)
     #: The callback behind it (None for ticks and dead letters), for metrics.
-    callback: Callback | None = None
+    callback: AnyCallback | None = None
+    #: The recording afterwards (None once forgotten), when `write`; the key its outputs carry.
+    tracked: Tracked | None = None
+    key: bytes = b""
     #: Why the record went to the dead-letter topic (a Rejection kind or "other_product").
     dead_letter: str | None = None
     #: When to tick this sid next if nothing arrives; None once it is forgotten.
@@ -106,31 +113,54 @@ class Pipeline:
         now_ms: int,
         position: tuple[int, int] | None = None,
     ) -> Result:
-        """Fold one raw record of the ingest into its recording; `position` is its (partition, offset), if any."""
-        decoded = decode(raw)
+        """Fold one raw record into its stored recording; the result says what to store and sends its snapshot."""
+        result = self.callback(lambda: self.load(stored), key, raw, headers, now_ms=now_ms, position=position)
+        return self._stored(result) if result.write else _unchanged(result, stored)
+
+    def on_tick(self, stored: bytes | None, key: bytes, *, now_ms: int) -> Result:
+        """Let time pass for one stored recording; the result says what to store and sends its snapshot."""
+        result = self.tick(self.load(stored), key, now_ms=now_ms)
+        return self._stored(result) if result.write else _unchanged(result, stored)
+
+    def callback(
+        self,
+        recording: Callable[[], Tracked | None],
+        key: bytes,
+        raw: bytes,
+        headers: Headers,
+        *,
+        now_ms: int,
+        position: tuple[int, int] | None = None,
+    ) -> Result:
+        """Fold one raw record of the ingest into its recording (read only if the record has one, then changed in
+        place); `position` is its (partition, offset), if any. The result holds the recording and the derived
+        events and alerts, not the snapshot."""
+        decoded = decode_fast(raw)
         if isinstance(decoded, Rejection | OtherProduct):
             reason = decoded.reason if isinstance(decoded, Rejection) else f"productId {decoded.product_id}"
             kind = decoded.kind if isinstance(decoded, Rejection) else "other_product"
             dead = Outgoing("dlq", key, raw, (*headers, ("dlq-kind", kind.encode()), ("dlq-reason", reason.encode())))
-            return Result(stored, [dead], write=False, dead_letter=kind)
+            return Result(None, [dead], write=False, dead_letter=kind)
         if skip_reason(decoded) is not None:  # the console's address check: never a recording
-            return Result(stored, write=False, callback=decoded)
+            return Result(None, write=False, callback=decoded)
         sid = decoded.payload.sid
-        tracked = load(stored, self.reorder) if stored is not None else track(sid, self.reorder)
+        tracked = recording()
+        if tracked is None:
+            tracked = track(sid, self.reorder)
         if _already_in(tracked.source_position, position):
-            # Re-read after a restart: its effects (and its outputs, queued before them) are already durable.
-            return Result(stored, write=False, callback=decoded, reread=True)
+            # Re-read after a restart: its effects (and its outputs, delivered before them) are already durable.
+            return Result(None, write=False, callback=decoded, reread=True)
         tracked.source_position = position
         step = handle(tracked, decoded, now_ms=now_ms)
         result = self._result(tracked, step, sid.encode(), callback=decoded)
         result.held = tracked.buffer.holds(decoded.payload.uid, decoded.payload.sequence)
         return result
 
-    def on_tick(self, stored: bytes | None, key: bytes, *, now_ms: int) -> Result:
-        """Let time pass for one recording: skip holes past the gap timeout, expire or forget it when due."""
-        if stored is None:
+    def tick(self, tracked: Tracked | None, key: bytes, *, now_ms: int) -> Result:
+        """Let time pass for one recording (changed in place): skip holes past the gap timeout, expire or forget it
+        when due."""
+        if tracked is None:
             return Result(None, write=False)
-        tracked = load(stored, self.reorder)
         step = tick(tracked, now_ms=now_ms)
         verdict, retired = retire(tracked, now_ms=now_ms, policy=self.retention)
         merged = Step(
@@ -138,18 +168,25 @@ class Pipeline:
         )
         if verdict == "keep":
             return self._result(tracked, merged, key)
-        outgoing = [*self._derived(merged.derived, key), Outgoing("state", key, None)]
-        return Result(None, outgoing, merged)
+        return Result(None, self._derived(merged.derived, key), merged, key=key)
+
+    def load(self, stored: bytes | None) -> Tracked | None:
+        """Return the recording a table value holds (None for none)."""
+        return None if stored is None else load(stored, self.reorder)
 
     def describe(self, stored: bytes) -> bytes:
         """Return the RecordingState JSON of a stored recording (what the state topic and the query API show)."""
         return _state_json(load(stored, self.reorder))
 
-    def _result(self, tracked: Tracked, step: Step, key: bytes, *, callback: Callback | None = None) -> Result:
-        outgoing = self._derived(step.derived, key)
-        outgoing.append(Outgoing("state", key, _state_json(tracked)))
+    def _stored(self, result: Result) -> Result:
+        tracked = result.tracked
+        result.stored = None if tracked is None else dump(tracked)
+        result.outgoing.append(Outgoing("state", result.key, None if tracked is None else _state_json(tracked)))
+        return result
+
+    def _result(self, tracked: Tracked, step: Step, key: bytes, *, callback: AnyCallback | None = None) -> Result:
         deadline = next_deadline_ms(tracked, self.retention)
-        result = Result(dump(tracked), outgoing, step, callback=callback, deadline_ms=deadline)
+        result = Result(None, self._derived(step.derived, key), step, callback, tracked, key, deadline_ms=deadline)
         result.buffered, result.status = tracked.buffer.buffered(), tracked.recording.status
         result.last_delivery_ms = tracked.buffer.last_offer_ms
         return result
@@ -164,3 +201,81 @@ class Pipeline:
             if alert is not None and alert(event):
                 outgoing.append(Outgoing("alerts", key, value))
         return outgoing
+
+
+def _unchanged(result: Result, stored: bytes | None) -> Result:
+    result.stored = stored
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One changed sid at the end of a batch: what its table key must hold (None: delete) and its snapshot."""
+
+    key: bytes
+    stored: bytes | None
+    state: Outgoing
+
+
+class Batch:
+    """Records folded in order against live recordings; at the end, one table value and snapshot per changed sid.
+
+    `cache` holds live recordings by table key, each equal to what the table holds for it between batches (the
+    caller empties it whenever that may no longer be true: a rebalance, a recovery); a key it lacks is read with
+    `read` (the table). A recording changed by the batch is kept aside until `writes`, so a later record of the
+    same batch finds it, forgotten ones included.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, cache: MutableMapping[bytes, Tracked], read: Callable[[bytes], bytes | None]
+    ) -> None:
+        self.pipeline = pipeline
+        self.cache = cache
+        self.read = read
+        self.changed: dict[bytes, Result] = {}
+
+    def callback(
+        self, key: bytes, raw: bytes, headers: Headers, *, now_ms: int, position: tuple[int, int] | None = None
+    ) -> Result:
+        """Fold one raw record (see `Pipeline.callback`)."""
+        result = self.pipeline.callback(
+            lambda: self._recording(key), key, raw, headers, now_ms=now_ms, position=position
+        )
+        return self._note(key, result)
+
+    def tick(self, key: bytes, *, now_ms: int) -> Result:
+        """Let time pass for one recording (see `Pipeline.tick`)."""
+        return self._note(key, self.pipeline.tick(self._recording(key), key, now_ms=now_ms))
+
+    def writes(self) -> list[Write]:
+        """Return each changed sid's table value and snapshot, and keep its live recording in the cache."""
+        writes = []
+        for key, result in self.changed.items():
+            tracked = result.tracked
+            if tracked is None:
+                self.cache.pop(key, None)
+                writes.append(Write(key, None, Outgoing("state", result.key, None)))
+            else:
+                self.cache.pop(key, None)  # last changed last: `trim` drops the least recently changed first
+                self.cache[key] = tracked
+                writes.append(Write(key, dump(tracked), Outgoing("state", result.key, _state_json(tracked))))
+        return writes
+
+    def _recording(self, key: bytes) -> Tracked | None:
+        changed = self.changed.get(key)
+        if changed is not None:
+            return changed.tracked
+        cached = self.cache.get(key)
+        return cached if cached is not None else self.pipeline.load(self.read(key))
+
+    def _note(self, key: bytes, result: Result) -> Result:
+        if result.write:
+            self.changed.pop(key, None)  # last changed last: the writes follow the order of the last changes
+            self.changed[key] = result
+        return result
+
+
+def trim(cache: MutableMapping[bytes, Tracked], limit: int) -> None:
+    """Drop the least recently changed live recordings beyond `limit` (the table still holds them)."""
+    for key in list(itertools.islice(cache, max(0, len(cache) - limit))):
+        del cache[key]

@@ -71,6 +71,15 @@ class ProcessorSettings(BaseSettings):
     #: How long the producer waits to batch outputs: sending each record alone cost a third of the worker's CPU.
     #: Outputs are not awaited, so this delays delivery, never processing.
     producer_linger_ms: int = Field(5, ge=0, le=1000)
+    #: The most input records the worker processes as one batch: their outputs are acknowledged together, then
+    #: each changed recording is written to the table (and its snapshot sent) once.
+    batch_max_records: int = Field(1000, ge=1, le=10_000)
+    #: How long a batch waits to fill before it is processed anyway: a record waits at most this long (plus the
+    #: producer's linger) before its derived events are sent.
+    batch_within_ms: int = Field(100, ge=1, le=1000)
+    #: Recordings kept live in memory between batches (the least recently changed beyond are read from the table
+    #: again when needed), so a record does not load its recording from the stored bytes.
+    state_cache_recordings: int = Field(100_000, ge=0)
     #: Replicas of the topics Faust creates itself (the table's changelog, its leader topic) if they are missing.
     topic_replication_factor: int = Field(1, ge=1)
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)] = "INFO"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from processor.core.fold import RetentionPolicy, delivery_clock_ms, fold_all
 from processor.core.reorder import ReorderPolicy
-from processor.pipeline import Outgoing, Pipeline
+from processor.pipeline import Batch, Outgoing, Pipeline, trim
 from processor.simulation import deliver, generate_session
 from schemas.decode import decode
 from schemas.state import RecordingState
@@ -136,3 +136,63 @@ def test_a_record_re_read_after_a_restart_is_recognised_by_its_position_not_coun
     assert resent.step.duplicate  # a real NCS resend has a new position: a duplicate, counted as such
     moved = PIPELINE.on_callback(second.stored, KEY, raw(33, 2, {"progress": 2}), [], now_ms=T0, position=(0, 3))
     assert not moved.reread  # another partition (a repartitioned topic): offsets do not compare
+
+
+def test_a_batch_writes_each_changed_recording_once_with_its_latest_snapshot_and_keeps_it_live():
+    table: dict[bytes, bytes] = {}
+    cache: dict = {}
+    batch = Batch(PIPELINE, cache, table.get)
+    first = batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(0, 0))
+    second = batch.callback(KEY, raw(33, 1, {"progress": 1}), [], now_ms=T0, position=(0, 1))
+    assert roles(first.outgoing) == ["events"]  # no snapshot per record: one per sid at the end of the batch
+    assert second.tracked is first.tracked  # the second record found the live recording the first one changed
+    (write,) = batch.writes()
+    assert (write.key, write.state.role, write.state.key) == (KEY, "state", KEY)
+    assert RecordingState.model_validate_json(write.state.value or b"").last_sequence == 1
+    assert (
+        write.stored
+        == PIPELINE.on_callback(
+            PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0, position=(0, 0)).stored,
+            KEY,
+            raw(33, 1, {"progress": 1}),
+            [],
+            now_ms=T0,
+            position=(0, 1),
+        ).stored
+    )
+    assert cache == {KEY: second.tracked}
+
+
+def test_a_batch_reads_what_the_cache_lacks_from_the_table_and_sees_its_own_forgetting():
+    stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
+    assert stored is not None
+    cache: dict = {}
+    batch = Batch(PIPELINE, cache, {KEY: stored}.get)
+    expired = batch.tick(KEY, now_ms=T0 + 600_000)  # read from the table, then forgotten
+    assert (expired.write, expired.tracked) == (True, None)
+    assert batch.tick(KEY, now_ms=T0 + 600_001).write is False  # the batch knows it is gone, whatever the table says
+    (write,) = batch.writes()
+    assert (write.stored, write.state) == (None, Outgoing("state", KEY, None))
+    assert cache == {}
+
+
+def test_dead_letters_and_re_read_records_change_nothing_in_a_batch():
+    cache: dict = {}
+    batch = Batch(PIPELINE, cache, {}.get)
+    batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(1, 5))
+    assert batch.callback(KEY, b"{not json", [], now_ms=T0).dead_letter == "not_json"
+    assert batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(1, 5)).reread
+    assert len(batch.writes()) == 1
+
+
+def test_trim_drops_the_least_recently_changed_recordings_beyond_the_limit():
+    cache: dict = {}
+    for index in range(5):
+        batch = Batch(PIPELINE, cache, {}.get)
+        batch.callback(f"s{index}".encode(), raw(40, 0), [], now_ms=T0)
+        batch.writes()
+    batch = Batch(PIPELINE, cache, {}.get)
+    batch.callback(b"s0", raw(33, 1, {"progress": 1}), [], now_ms=T0)  # changed again: the most recent
+    batch.writes()
+    trim(cache, 3)
+    assert list(cache) == [b"s3", b"s4", b"s0"]

@@ -116,3 +116,14 @@ def test_the_state_topic_is_compacted_and_no_other_is(monkeypatch: pytest.Monkey
     compacted = [plan.name for plan in load(monkeypatch).topic_specs() if plan.configs.get("cleanup.policy")]
     assert compacted == ["recording.state"]
     assert TopicPlan("recording.state", 6, {"cleanup.policy": "compact"}) in load(monkeypatch).topic_specs()
+
+
+def test_batches_default_to_a_thousand_records_or_a_tenth_of_a_second_and_refuse_nonsense(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load(monkeypatch)
+    assert (settings.batch_max_records, settings.batch_within_ms) == (1000, 100)
+    assert settings.state_cache_recordings == 100_000
+    with pytest.raises(ValidationError) as error:
+        load(monkeypatch, batch_max_records="0")
+    assert explain(error.value).startswith("PROCESSOR_BATCH_MAX_RECORDS:")
