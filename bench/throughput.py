@@ -3,8 +3,10 @@
 All three read the same pre-published raw topic from its beginning, each as its own subprocess on a fresh
 consumer group. Each one's throughput is (records − 1) ÷ (when it handled the last record − when it handled the
 first), so start-up (imports, group join, assignment, first fetch) and the final commit are outside the window:
-- the worker: its state-topic records' CreateTime (set by its producer as each record's outputs are queued); the
-  last one is the earliest record from which every sid's state equals the replay of the same records, checked;
+- the worker: its output records' CreateTime (set by its producer as each record is queued). The first is its
+  first derived event or snapshot, whichever came first (a batch's derived events are queued record by record,
+  its snapshots once per sid at the batch's end); the last is the earliest state record from which every sid's
+  state equals the replay of the same records, checked;
 - the baselines: their own clock at the first and the last record.
 """
 
@@ -119,6 +121,8 @@ def worker(ctx: Context, raw: RawTopic, expected: dict[str, Any], *, store: str)
         asyncio.run(wait_for(committed_to_end, what="worker", timeout_s=_budget_s(raw.records), services=[running]))
     states = asyncio.run(brokerio.read_to_end(ctx.broker, settings.state_topic))
     first_ms, last_ms = state_window(states, expected)
+    events = asyncio.run(brokerio.read_to_end(ctx.broker, settings.events_topic))
+    first_ms = min([first_ms, *(record.timestamp for record in events)])
     outputs = asyncio.run(_written(ctx, settings))
     return Measured(raw.records, (last_ms - first_ms) / 1000, first_ms / 1000 - launched, outputs)
 
