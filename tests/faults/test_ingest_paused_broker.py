@@ -40,7 +40,10 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[i
 
 async def post_until_200(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
     """Post a callback again, as NCS would, until it is answered 200 (the caller bounds the time)."""
-    while (await post(session, url, body))[0] != 200:
+    while True:
+        status, _, _ = await post(session, url, body)
+        if status == 200:
+            return
         await asyncio.sleep(0.5)
 
 

@@ -38,8 +38,10 @@ def forged_headers(n: int, body: bytes) -> dict[str, str]:
     return kinds[n % len(kinds)]
 
 
-async def flood(session: aiohttp.ClientSession, url: str, counter: itertools.count[int], statuses: Counter[int]) -> None:
-    """Post badly signed callbacks back to back, for as long as the task runs; count the answers."""
+async def flood(
+    session: aiohttp.ClientSession, url: str, counter: itertools.count[int], statuses: Counter[int], on: asyncio.Event
+) -> None:
+    """Post badly signed callbacks back to back, for as long as the task runs; count the answers, then set `on`."""
     while True:
         n = next(counter)
         body = callback_body(sid=f"flood-{n}", sequence=n)
@@ -47,6 +49,7 @@ async def flood(session: aiohttp.ClientSession, url: str, counter: itertools.cou
             async with session.post(url, data=body, headers=forged_headers(n, body)) as response:
                 await response.read()
                 statuses[response.status] += 1
+                on.set()
         except aiohttp.ClientError:  # counted as -1: the test wants an answer to each
             statuses[-1] += 1
 
@@ -66,11 +69,10 @@ async def test_valid_callbacks_all_get_200_and_land_while_a_flood_of_bad_signatu
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), connector=connector) as session,
             asyncio.timeout(90),
         ):
-            counter = itertools.count()
-            flooders = [asyncio.create_task(flood(session, url, counter, statuses)) for _ in range(FLOODERS)]
+            counter, on = itertools.count(), asyncio.Event()
+            flooders = [asyncio.create_task(flood(session, url, counter, statuses, on)) for _ in range(FLOODERS)]
             try:
-                while sum(statuses.values()) < FLOODERS:  # the flood is on before the valid traffic starts
-                    await asyncio.sleep(0.01)
+                await on.wait()  # the flood is on before the valid traffic starts
                 tally = await simulate(options)
                 flood_during = sum(statuses.values())
             finally:
