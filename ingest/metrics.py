@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ingest.histograms import LoopHistogram
 
 #: Publishing waits for an acks=all write on a healthy cluster (a few ms) and is cut off by the publish
 #: timeout (5 s by default), so the buckets span 1 ms to 10 s.
@@ -18,8 +20,8 @@ class IngestMetrics:
     """Every metric of the ingest. Labels are bounded: provider, outcome, reason; never a sid."""
 
     requests: Counter
-    publish_seconds: Histogram
-    body_bytes: Histogram
+    publish_seconds: LoopHistogram
+    body_bytes: LoopHistogram
     signature_failures: Counter
     in_flight: Gauge
 
@@ -33,14 +35,14 @@ class IngestMetrics:
                 ["provider", "outcome"],
                 registry=registry,
             ),
-            publish_seconds=Histogram(
+            publish_seconds=LoopHistogram(
                 "ingest_publish_duration_seconds",
                 "Time from publish to the broker's acknowledgement (or failure).",
                 ["provider"],
                 buckets=PUBLISH_BUCKETS,
                 registry=registry,
             ),
-            body_bytes=Histogram(
+            body_bytes=LoopHistogram(
                 "ingest_request_body_bytes",
                 "Sizes of the callback bodies read.",
                 ["provider"],

@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
 from ingest.callback import Callback, InvalidCallback, inspect
+from ingest.histograms import HistogramChild
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher, PublishFailed, RawRecord
 from ingest.signature import Scheme, has_signature, verify
@@ -63,8 +64,8 @@ UNAVAILABLE = Result(Outcome.UNAVAILABLE, 503, "the callback could not be stored
 class _Bound:
     """One provider's labelled metric children: looked up once, not by label values on every request."""
 
-    body_bytes: Histogram
-    publish_seconds: Histogram
+    body_bytes: HistogramChild
+    publish_seconds: HistogramChild
     provider_header: bytes
 
 
