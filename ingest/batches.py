@@ -25,12 +25,14 @@ Waiters = list[asyncio.Future[None]]
 class _Lane:
     """One partition's records: the batch being filled, full batches waiting, and whether one is in flight."""
 
-    __slots__ = ("builder", "full", "in_flight", "partition", "waiters")
+    __slots__ = ("builder", "full", "in_flight", "partition", "since", "waiters")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
         self.builder: Any = None  # aiokafka's BatchBuilder (untyped)
         self.waiters: Waiters = []
+        #: When the batch being filled got its first record (event loop time).
+        self.since = 0.0
         self.full: deque[tuple[Any, Waiters]] = deque()
         self.in_flight = False
 
@@ -97,15 +99,14 @@ class Batches:
                 lane.full.append((lane.builder, lane.waiters))
             lane.builder, lane.waiters = self._producer.create_batch(), []
             lane.builder.append(timestamp=None, key=key, value=value, headers=headers)  # the first always fits
+            lane.since = self._loop.time()
         waiter: asyncio.Future[None] = self._loop.create_future()
         lane.waiters.append(waiter)
         if not lane.in_flight:
             if lane.full:  # a full batch has nothing to wait for
                 self._make_due(lane)
             elif lane not in self._due:
-                self._lingering.add(lane)
-                if self._linger is None:
-                    self._linger = self._loop.call_later(self._linger_s, self._lingered)
+                self._linger_until_due(lane)
         return waiter
 
     async def wait_for_topic(self) -> None:
@@ -128,14 +129,28 @@ class Batches:
             else:
                 return
 
+    def _linger_until_due(self, lane: _Lane) -> None:
+        """Send the lane's batch once its first record has waited `linger_s` (aiokafka's linger, from creation)."""
+        self._lingering.add(lane)
+        due = lane.since + self._linger_s
+        if self._linger is None or self._linger.when() > due:
+            if self._linger is not None:
+                self._linger.cancel()
+            self._linger = self._loop.call_at(due, self._lingered)
+
     def _lingered(self) -> None:
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        lingering, self._lingering = self._lingering, set()
-        for lane in lingering:
-            if not lane.in_flight:
+        self._linger = None
+        now, later = self._loop.time(), None
+        for lane in list(self._lingering):
+            due = lane.since + self._linger_s
+            if lane.in_flight or not lane.has_records():
+                self._lingering.discard(lane)
+            elif lane.full or due <= now:
                 self._make_due(lane)
+            else:
+                later = due if later is None else min(later, due)
+        if later is not None:
+            self._linger = self._loop.call_at(later, self._lingered)
 
     def _make_due(self, lane: _Lane) -> None:
         self._lingering.discard(lane)
@@ -188,5 +203,7 @@ class Batches:
                 # One copy each: an exception raised in many tasks would collect all their tracebacks.
                 waiter.set_exception(copy.copy(error))
         lane.in_flight = False
-        if lane.has_records():
-            self._make_due(lane)  # what gathered meanwhile has waited long enough
+        if lane.full or (lane.builder is not None and lane.since + self._linger_s <= self._loop.time()):
+            self._make_due(lane)
+        elif lane.builder is not None:
+            self._linger_until_due(lane)  # as aiokafka does: a batch lingers from its creation, even after a send

@@ -144,10 +144,30 @@ async def test_a_full_batch_is_sent_at_once_and_the_record_that_did_not_fit_star
     waiters = [add(batches, value=b"%d" % n + b"x" * 99) for n in range(5)]
     await settle()
     assert len(producer.sent) == 1  # without waiting for the (hour-long) linger
-    while not all(waiter.done() for waiter in waiters):
-        producer.sent[-1].ack.set_result(None)
-        await settle()
-    assert [[r[1][:1] for r in s.records] for s in producer.sent] == [[b"0", b"1"], [b"2", b"3"], [b"4"]]
+    producer.sent[0].ack.set_result(None)
+    await settle()
+    producer.sent[1].ack.set_result(None)
+    await settle()
+    assert [[r[1][:1] for r in s.records] for s in producer.sent] == [[b"0", b"1"], [b"2", b"3"]]
+    assert [w.done() for w in waiters] == [True] * 4 + [False]
+
+
+async def test_after_an_acknowledgement_the_next_batch_still_lingers_from_its_first_record(
+    producer: FakeProducer,
+) -> None:
+    producer.batch_size = 400  # room for two of these records
+    batches = Batches(producer, TOPIC, linger_s=3600)  # the double (aiokafka is untyped)
+    for n in range(3):
+        add(batches, value=b"%d" % n + b"x" * 99)
+    await settle()
+    producer.sent[0].ack.set_result(None)
+    await settle()
+    assert len(producer.sent) == 1  # as aiokafka's accumulator: not sent before its linger ends
+    flushing = asyncio.create_task(batches.flush())
+    await settle()
+    assert [r[1][:1] for r in producer.sent[1].records] == [b"2"]
+    producer.sent[1].ack.set_result(None)
+    await asyncio.wait_for(flushing, 5)
 
 
 async def test_a_new_batch_lingers_before_it_is_sent(producer: FakeProducer) -> None:
@@ -221,3 +241,12 @@ async def test_flush_sends_what_lingers_and_waits_for_every_acknowledgement(prod
         sent.ack.set_result(None)
     await asyncio.wait_for(flushing, 5)
     assert all(waiter.done() for waiter in waiters)
+
+
+async def test_a_lingering_batch_is_sent_once_its_linger_ends(producer: FakeProducer) -> None:
+    batches = Batches(producer, TOPIC, linger_s=0.01)  # the double (aiokafka is untyped)
+    add(batches)
+    async with asyncio.timeout(5):
+        while not producer.sent:
+            await asyncio.sleep(0.005)
+    assert len(producer.sent[0].records) == 1
