@@ -71,8 +71,13 @@ async def read_to_end(bootstrap_servers: str, topic: str, *, isolation_level: st
 async def publish_paced(
     bootstrap_servers: str, topic: str, bodies: list[bytes], *, until: asyncio.Event, per_second: float, chunk: int = 10
 ) -> None:
-    """Publish bodies keyed by sid, in order, at about `per_second` until `until` is set, then the rest at once."""
+    """Publish bodies keyed by sid, in order, at about `per_second` until `until` is set, then the rest at once.
+
+    The last chunk waits for `until`: however slow the machine, the load is still going on when it is set.
+    """
     for start in range(0, len(bodies), chunk):
+        if start + chunk >= len(bodies):
+            await until.wait()
         await publish(bootstrap_servers, topic, bodies[start : start + chunk])
         if not until.is_set():
             await asyncio.sleep(chunk / per_second)
