@@ -88,9 +88,18 @@ def status_rank(status: int) -> int:
 
 def leave_reasons(leave_code: int) -> tuple[str, ...]:
     """Decode a leave code into its reasons, lowest bit first (0 is init failure)."""
+    reasons = _LEAVE_REASONS.get(leave_code)
+    return reasons if reasons is not None else _decode_leave_code(leave_code)
+
+
+def _decode_leave_code(leave_code: int) -> tuple[str, ...]:
     if leave_code == 0:
         return (LEAVE_CODE_INIT,)
     known = tuple(name for bit, name in LEAVE_CODE_BITS.items() if leave_code & bit)
     unknown = leave_code & ~sum(LEAVE_CODE_BITS)
     # Older bit meanings differed (spec "Field drift"): keep bits we cannot name instead of dropping them.
     return known + ((f"unknown_bits_{unknown}",) if unknown else ())
+
+
+#: Every code made of the documented bits (and bit 1), decoded once: every recorder_leave reads one.
+_LEAVE_REASONS: Final = {code: _decode_leave_code(code) for code in range(2 * max(LEAVE_CODE_BITS))}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -23,6 +23,8 @@ GapReason = Literal["timeout", "buffer_full", "end_of_input"]
 
 DEFAULT_GAP_TIMEOUT_MS = 30_000
 DEFAULT_MAX_BUFFERED = 256
+#: `ReorderBuffer.expires_at_ms` while nothing is held: later than any clock.
+NEVER: Final = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,21 @@ class Gap:
 Released = list[Delivered | Gap]
 
 
+#: What `ReorderBuffer.take` did with a delivery. Plain ints, not an Enum: an Enum member costs a class
+#: attribute lookup at every use, and `take` and the fold ask several times a delivery.
+Taken = Literal[0, 1, 2, 3, 4]
+#: Nothing: not one of the common cases, left to `offer` (the buffer is as it was).
+LEFT_FOR_OFFER: Final = 0
+#: Next in line with nothing held before it: to apply now.
+NEXT_IN_LINE: Final = 1
+#: Its hole was skipped before it came: to apply now, late.
+LATE: Final = 2
+#: Held behind a missing number: nothing to apply.
+HELD: Final = 3
+#: Seen before: dropped.
+DUPLICATE: Final = 4
+
+
 def _low(numbers: list[int]) -> int:
     return numbers[0]
 
@@ -80,6 +97,9 @@ class SequenceSet:
                 return True
             if number >= last[0]:
                 return False
+            if number + 1 == last[0] and (len(ranges) == 1 or ranges[-2][1] + 1 < number):  # a hole's top filled
+                last[0] = number
+                return True
         index = bisect_right(ranges, number, key=_low)
         if index and ranges[index - 1][1] >= number:
             return False
@@ -165,11 +185,82 @@ class ReorderBuffer:
     #: When the latest delivery (a duplicate included) was offered: the recording's last sign of life.
     last_offer_ms: int = 0
     #: How many callbacks the lanes hold, counted anew whenever a held callback may have come or gone (only
-    #: `offer` adds one): so the fold asks `expire` only when something waits.
+    #: `offer` and `take` add one).
     waiting: int = field(init=False, repr=False, compare=False)
+    #: No hole reaches the gap timeout before this (NEVER while nothing is held): a bound, lowered whenever a
+    #: callback is held, made exact by `expire`. So the fold asks `expire` only when it may skip something,
+    #: instead of looking at every lane on every delivery while a hole is open.
+    expires_at_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.waiting = self.buffered()
+        if self.lanes:  # a stored buffer; a new one holds nothing
+            self.waiting = self.buffered()
+            self.expires_at_ms = self._next_expiry_ms()
+        else:
+            self.waiting, self.expires_at_ms = 0, NEVER
+
+    def take(self, callback: AnyCallback, now_ms: int) -> Taken | list[AnyCallback]:
+        """Take one delivery as `offer` would, if it is a common case, without building a `Released` list.
+
+        Next in line (with the run it releases from its lane: a list), late, held behind a hole, or a
+        duplicate: the fold then applies what it is told to itself. Anything else (a full lane, a failover
+        notice whose new uid already holds callbacks or is its own) is LEFT_FOR_OFFER, the buffer as it was
+        but for the lane of a uid never seen.
+        """
+        payload = callback.payload
+        opens: str | None = None  # the uid a failover notice opens a lane for
+        if type(callback) in _FAILOVERS:  # not isinstance: pydantic's ABC check costs as much as an offer
+            opens = str(payload.details.newUid)  # type: ignore[union-attr]  # a failover notice's details
+            opened = self.lanes.get(opens)
+            if opens == payload.uid or (opened is not None and opened.pending):
+                return LEFT_FOR_OFFER  # opening that lane may release callbacks: `offer` says which
+        lane = self.lanes.get(payload.uid) or self.lane(payload.uid)
+        sequence = payload.sequence
+        pending = lane.pending
+        next_sequence = lane.next_sequence
+        if next_sequence is None and sequence in lane.starts and (not pending or sequence < min(pending)):
+            next_sequence = sequence  # the lane starts here
+        taken: Taken | list[AnyCallback]
+        if next_sequence is None or sequence > next_sequence:
+            if len(pending) >= self.policy.max_buffered:
+                return LEFT_FOR_OFFER  # a full lane skips its hole
+            taken = HELD
+        elif sequence == next_sequence:
+            taken = [callback] if pending else NEXT_IN_LINE  # a list: it fills the hole, a run follows
+        else:
+            taken = LATE
+        if now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+        clock_ms = self.last_offer_ms = self.clock_ms
+        received = lane.received.ranges  # SequenceSet.add's first two cases inline: above all, never seen
+        top = received[-1] if received else None
+        if top is not None and top[1] + 1 == sequence:
+            top[1] = sequence
+        elif top is not None and sequence > top[1]:
+            received.append([sequence, sequence])
+        elif not lane.received.add(sequence):
+            return DUPLICATE
+        if taken == NEXT_IN_LINE:
+            lane.next_sequence = sequence + 1
+        elif taken == HELD:
+            pending[sequence] = (callback, clock_ms)
+            self.waiting += 1
+            if clock_ms + self.policy.gap_timeout_ms < self.expires_at_ms:
+                self.expires_at_ms = clock_ms + self.policy.gap_timeout_ms
+        elif type(taken) is list:
+            sequence += 1
+            while (entry := pending.pop(sequence, None)) is not None:
+                taken.append(entry[0])
+                sequence += 1
+            lane.next_sequence = sequence
+            self.waiting -= len(taken) - 1
+        if opens is not None:  # as `_open_after_failover`, which here releases nothing: that lane holds nothing
+            self.lane(opens).starts.add(payload.sequence + 1)
+        return taken
+
+    def expiry_due(self) -> bool:
+        """Return whether `expire` may skip a hole now (else it would release nothing)."""
+        return self.clock_ms >= self.expires_at_ms
 
     def offer(self, callback: AnyCallback, now_ms: int) -> Released | None:
         """Take one delivery; return what it releases, or None if it is a duplicate."""
@@ -194,6 +285,8 @@ class ReorderBuffer:
             if len(pending) > self.policy.max_buffered:
                 released += lane.skip_hole("buffer_full")
             self.waiting += len(pending) - held
+            if self.waiting and self.clock_ms + self.policy.gap_timeout_ms < self.expires_at_ms:
+                self.expires_at_ms = self.clock_ms + self.policy.gap_timeout_ms
         if type(callback) in _FAILOVERS:  # not isinstance: pydantic's ABC check costs as much as an offer
             released += self._open_after_failover(callback)  # type: ignore[arg-type]  # a failover notice
             self.waiting = self.buffered()
@@ -208,7 +301,7 @@ class ReorderBuffer:
         if now_ms > self.clock_ms:
             self.clock_ms = now_ms
         released: Released = []
-        if not self.waiting:
+        if self.clock_ms < self.expires_at_ms:
             return released
         deadline = self.clock_ms - self.policy.gap_timeout_ms
         for lane in self.lanes.values():
@@ -216,6 +309,7 @@ class ReorderBuffer:
                 released += lane.skip_hole("timeout")
         if released:
             self.waiting = self.buffered()
+        self.expires_at_ms = self._next_expiry_ms()
         return released
 
     def drain(self) -> Released:
@@ -225,6 +319,7 @@ class ReorderBuffer:
             while lane.pending:
                 released += lane.skip_hole("end_of_input")
         self.waiting = 0
+        self.expires_at_ms = NEVER
         return released
 
     def lane(self, uid: str) -> Lane:
@@ -238,6 +333,10 @@ class ReorderBuffer:
         """Return when the oldest hole will have waited the gap timeout, or None if nothing is held."""
         waiting = [lane.waiting_since() for lane in self.lanes.values() if lane.pending]
         return min(waiting) + self.policy.gap_timeout_ms if waiting else None
+
+    def _next_expiry_ms(self) -> int:
+        deadline = self.gap_deadline_ms()
+        return NEVER if deadline is None else deadline
 
     def holds(self, uid: str, sequence: int) -> bool:
         """Return whether the callback (uid, sequence) waits behind a missing number."""
@@ -258,5 +357,5 @@ class ReorderBuffer:
         return lane.release()
 
 
-#: The failover notice (eventType 12) in both its forms.
-_FAILOVERS = (callbacks.SessionFailover, compiled.SessionFailover)
+#: The failover notice (eventType 12) in both its forms (a set: `type(x) in` a tuple compares each class).
+_FAILOVERS: frozenset[object] = frozenset((callbacks.SessionFailover, compiled.SessionFailover))
