@@ -184,7 +184,7 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
     big_int = workload.START_MS + count  # a Unix-ms time: a 32-byte int object of its own per entry
     slot = sys.getsizeof(dict.fromkeys(keys, 0)) / count
     parts = {
-        "value as the pipeline makes it": (live - slot * count - sum(sys.getsizeof(key) for key in keys)) / count,
+        "value as allocated": (live - slot * count - sum(sys.getsizeof(key) for key in keys)) / count,
         "key object": statistics.fmean(sys.getsizeof(key) for key in keys),
         "table dict slot": slot,
         "local view (4 dicts + 2 ints)": 4 * slot + 2 * sys.getsizeof(big_int),
@@ -260,10 +260,11 @@ def _notes(runs: list[StoreRun], model: Model) -> list[str]:
     notes = [
         f"Memory store at {last.recordings:,} open: {increment:,.0f} B per recording, {anon:,.0f} B of it anonymous "
         f"memory ({'meets' if increment < TARGET_BYTES else 'misses'} the {TARGET_BYTES:,} B target).",
-        f"Where the bytes go (a model: the same starts folded in this process, {model.recordings:,} recordings): "
-        f"{parts}; {model.total:,.0f} B in all, {increment - model.total:,.0f} B of RSS unattributed (allocator "
-        f"rounding and retained arenas, Faust's and aiokafka's buffers). The value's exact size is "
-        f"{model.exact_value:,.0f} B (sys.getsizeof of the changelog's copy).",
+        f"Where the bytes go (a model: the same starts folded through processor.pipeline in this process, "
+        f"{model.recordings:,} recordings, sized by tracemalloc and sys.getsizeof): {parts}; {model.total:,.0f} B "
+        f"in all against {increment:,.0f} B resident. The stored value is a {model.exact_value:,.0f} B bytes object "
+        "(sys.getsizeof) in an allocation the size of its serializer's output buffer, not shrunk to its length; "
+        "pages of an allocation never written are not resident, so RSS may stay below the model.",
     ]
     if len(memory_run.levels) > 1:
         first = memory_run.levels[0]
