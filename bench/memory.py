@@ -93,6 +93,7 @@ class Model:
 
 def run(ctx: Context) -> BenchResult:
     """Fill one worker per store (both at once) with open recordings, level after level; read its memory at each."""
+    sources = population.source_digest()  # the worker code this run launches
     levels = list(LEVELS["quick" if ctx.quick else "full"])
     starts = population.session_starts(levels[-1], seed=ctx.seed)
 
@@ -101,7 +102,7 @@ def run(ctx: Context) -> BenchResult:
 
     runs = asyncio.run(both())
     model = _model(starts, levels[-1], runs[0].values)
-    return _result(runs, model, quick=ctx.quick)
+    return _result(runs, model, quick=ctx.quick, sources=sources)
 
 
 async def _fill(ctx: Context, store: str, starts: Starts, levels: list[int]) -> StoreRun:
@@ -192,7 +193,7 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
     return Model(parts, exact, count)
 
 
-def _result(runs: list[StoreRun], model: Model, *, quick: bool) -> BenchResult:
+def _result(runs: list[StoreRun], model: Model, *, quick: bool, sources: str) -> BenchResult:
     comparisons: list[Comparison] = []
     for store_run in runs:
         comparisons += _comparisons(store_run)
@@ -204,6 +205,7 @@ def _result(runs: list[StoreRun], model: Model, *, quick: bool) -> BenchResult:
         notes=_notes(runs, model),
         details={
             "quick": quick,
+            "worker_sources": sources,
             "start_callbacks_per_recording": population.START_CALLBACKS,
             "model_bytes_per_recording": {name: round(size, 1) for name, size in model.parts.items()},
             "model_exact_value_bytes": round(model.exact_value, 1),

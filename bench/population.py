@@ -8,6 +8,7 @@ inactivity timeout (6 h): no tick is due meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from bench import brokerio, workload
 from bench.context import Context
-from bench.report import log
+from bench.report import REPO, log
 from bench.services import Service, answers, wait_for
 from bench.throughput import ROLES
 from devenv.kafka import free_port
@@ -71,6 +72,14 @@ def session_starts(count: int, *, seed: int) -> Starts:
     _STARTS[(count, seed)] = starts = Starts(sids, lines, follow_ups)
     log(f"generated the starts of {count:,} sessions in {time.monotonic() - began:.1f}s")
     return starts
+
+
+def source_digest() -> str:
+    """Return a digest of the worker's sources as they are now (the code a launch runs, edited or not)."""
+    digest = hashlib.sha256()
+    for path in sorted(path for package in ("processor", "schemas") for path in (REPO / package).rglob("*.py")):
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def worker_settings(ctx: Context, *, store: str, raw_topic: str | None = None) -> ProcessorSettings:

@@ -62,6 +62,7 @@ class Restart:
 
 def run(ctx: Context) -> BenchResult:
     """Crash and restart a worker holding open recordings, memory store then RocksDB."""
+    sources = population.source_digest()  # the worker code this run launches
     recordings = RECORDINGS["quick" if ctx.quick else "full"]
     starts = population.session_starts(recordings, seed=ctx.seed)
     held = {store: population.recall(ctx, store, recordings) for store in STORES}
@@ -76,7 +77,7 @@ def run(ctx: Context) -> BenchResult:
     for app in held.values():
         assert app is not None
         runs.append(asyncio.run(_crash_and_restart(ctx, app, starts)))
-    return _result(runs, refilled=missing)
+    return _result(runs, refilled=missing, sources=sources)
 
 
 async def _populate(ctx: Context, store: str, starts: Starts, recordings: int) -> Held:
@@ -218,7 +219,7 @@ def _stamp(line: str) -> float | None:
     return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _result(runs: list[Restart], *, refilled: list[str]) -> BenchResult:
+def _result(runs: list[Restart], *, refilled: list[str], sources: str) -> BenchResult:
     comparisons = []
     for restart in runs:
         short = "memory_store" if restart.store == "memory://" else "rocksdb"
@@ -243,7 +244,11 @@ def _result(runs: list[Restart], *, refilled: list[str]) -> BenchResult:
         method=(__doc__ or "").split("\n", 2)[2].strip(),
         comparisons=comparisons,
         notes=_notes(runs, refilled),
-        details={"runs": [_run_json(restart) for restart in runs], "filled_here": refilled},
+        details={
+            "runs": [_run_json(restart) for restart in runs],
+            "filled_here": refilled,
+            "worker_sources": sources,
+        },
     )
 
 

@@ -91,13 +91,14 @@ class GroupRun:
 
 def run(ctx: Context) -> BenchResult:
     """Run one worker, then two in one group, over the run's raw topic; compare their records/s and CPU."""
+    sources = population.source_digest()  # the worker code this run launches
     raw = ctx.raw_topic()
     expected = workload.final_states(raw.workload.lines)
     loads = [os.getloadavg()]
     one = asyncio.run(_group(ctx, raw, expected, workers=1))
     two = asyncio.run(_group(ctx, raw, expected, workers=2))
     loads.append(os.getloadavg())
-    return _result(raw, one, two, loads)
+    return _result(raw, one, two, loads, sources)
 
 
 async def _group(ctx: Context, raw: RawTopic, expected: dict[str, Any], *, workers: int) -> GroupRun:
@@ -148,7 +149,9 @@ def _generation(text: str) -> int | None:
     return max(found) if found else None
 
 
-def _result(raw: RawTopic, one: GroupRun, two: GroupRun, loads: list[tuple[float, float, float]]) -> BenchResult:
+def _result(
+    raw: RawTopic, one: GroupRun, two: GroupRun, loads: list[tuple[float, float, float]], sources: str
+) -> BenchResult:
     comparisons = [
         Comparison(
             "two_vs_one_worker",
@@ -184,7 +187,12 @@ def _result(raw: RawTopic, one: GroupRun, two: GroupRun, loads: list[tuple[float
         method=(__doc__ or "").split("\n", 2)[2].strip(),
         comparisons=comparisons,
         notes=notes,
-        details={"records": raw.records, "cores": cores, "runs": [_run_json(one), _run_json(two)]},
+        details={
+            "records": raw.records,
+            "cores": cores,
+            "runs": [_run_json(one), _run_json(two)],
+            "worker_sources": sources,
+        },
     )
 
 
