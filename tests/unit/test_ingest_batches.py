@@ -12,6 +12,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
 from ingest.batches import MAX_REQUEST_BYTES, Batches
+from tests.ingest_support import wait_until
 
 TOPIC = "raw"
 PARTITIONS = {0, 1, 2, 3, 4, 5}
@@ -246,7 +247,9 @@ async def test_flush_sends_what_lingers_and_waits_for_every_acknowledgement(prod
 async def test_a_lingering_batch_is_sent_once_its_linger_ends(producer: FakeProducer) -> None:
     batches = Batches(producer, TOPIC, linger_s=0.01)  # the double (aiokafka is untyped)
     add(batches)
-    async with asyncio.timeout(5):
-        while not producer.sent:
-            await asyncio.sleep(0.005)
+
+    async def sent() -> bool:
+        return bool(producer.sent)
+
+    await wait_until(sent, timeout_s=5, every_s=0.005)
     assert len(producer.sent[0].records) == 1
