@@ -41,6 +41,8 @@ LEVELS = {"full": (10_000, 100_000), "quick": (500,)}
 SETTLE = {"full": (5.0, 7), "quick": (0.5, 2)}
 #: Recordings the in-process model folds (its per-recording sizes do not depend on the count).
 MODEL_RECORDINGS = 10_000
+#: Recordings the model folds first, unmeasured.
+WARM_UP = 50
 STORE_LABEL = {"memory://": "memory store", "rocksdb://": "RocksDB"}
 
 
@@ -162,12 +164,13 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
     length); the changelog's copy of the same value (exact size) is shown beside it. The rest is sized with
     sys.getsizeof: the key object, the table's dict slot (Faust's memory store is a dict), and the agent's local
     view (four dicts keyed by sid: next tick, held callbacks, status, last delivery; two values are small cached
-    ints, two are 32-byte ints).
+    ints, two are 32-byte ints). Where the settings have a cache of live recordings (PROCESSOR_STATE_CACHE_RECORDINGS),
+    the traced bytes of a recording loaded from its value (the pipeline's `load`), for as many as it keeps.
     """
-    count = min(recordings, MODEL_RECORDINGS)
+    count = min(recordings, MODEL_RECORDINGS, len(starts.sids) - WARM_UP)
     keys = starts.sids[:count]
     pipeline, table = Pipeline(ProcessorSettings().reorder_policy, RetentionPolicy()), dict[bytes, bytes]()
-    for line in starts.of(count, count + 50):  # warm-up: caches filled outside the measurement
+    for line in starts.of(count, count + WARM_UP):  # caches filled outside the measurement
         pipeline.on_callback(None, workload.sid_of(line), line, [], now_ms=workload.START_MS)
     lines = starts.of(0, count)
     tracemalloc.start()
@@ -190,7 +193,23 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
         "table dict slot": slot,
         "local view (4 dicts + 2 ints)": 4 * slot + 2 * sys.getsizeof(big_int),
     }
+    cached = min(recordings, int(getattr(ProcessorSettings(), "state_cache_recordings", 0)))
+    if cached and hasattr(pipeline, "load"):  # a worker that keeps recordings live between batches
+        parts["live recording object (state cache)"] = _live_bytes(pipeline, table, keys) * cached / recordings
     return Model(parts, exact, count)
+
+
+def _live_bytes(pipeline: Pipeline, table: dict[bytes, bytes], keys: list[bytes]) -> float:
+    """Return the traced bytes of one live recording as loaded from its stored value, plus its cache dict slot."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache = {key: pipeline.load(table[key]) for key in keys}
+        traced = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == len(keys)
+    return traced / len(keys)
 
 
 def _result(runs: list[StoreRun], model: Model, *, quick: bool, sources: str) -> BenchResult:
