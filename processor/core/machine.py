@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -246,7 +246,7 @@ def _on_status_update(
     details = callback.payload.details
     if details.recordingMode is not None and _newer(recording.recording_mode, key):
         recording.recording_mode = (key, details.recordingMode)
-    _add_files(recording, _files(details.fileList), key)
+    _add_files(recording, details.fileList, key)  # type: ignore[arg-type]  # a tuple by then: see FileList
     _move_status(recording, details.status, 3, base, out)
 
 
@@ -296,9 +296,12 @@ def _on_warning(
     out.append((RecordingWarned, base, {"module": details.module, "warn_code": details.warnCode}))
 
 
-def _add_files(
-    recording: Recording, files: tuple[UploadedFile | compiled.UploadedFile, ...], key: OrderKey
-) -> tuple[UploadedFileInfo, ...]:
+#: What `fileList` holds in either form once decoded: the compiled one turns a string or null into a tuple in
+#: `__post_init__`, as the contract's validator does (its declared type still says `str | ... | None`).
+FileList = tuple[UploadedFile | compiled.UploadedFile, ...]
+
+
+def _add_files(recording: Recording, files: FileList, key: OrderKey) -> tuple[UploadedFileInfo, ...]:
     """Record the files a callback lists; return them as UploadedFileInfo."""
     infos = []
     known = recording.files
@@ -310,11 +313,6 @@ def _add_files(
         if current is None or (key > current[0] and info.track_type is not None):
             known[info.file_name] = (key, info)
     return tuple(infos)
-
-
-def _files(file_list: object) -> tuple[UploadedFile | compiled.UploadedFile, ...]:
-    # Both forms hold a tuple of files by then (the compiled one turns a string into one in __post_init__).
-    return cast(tuple[UploadedFile | compiled.UploadedFile, ...], file_list)
 
 
 def _file_info(file: UploadedFile | compiled.UploadedFile) -> UploadedFileInfo:
@@ -340,7 +338,7 @@ FileEvent = (
 
 
 def _on_files(recording: Recording, callback: FileEvent, key: OrderKey, base: Base, out: Recipes) -> None:
-    infos = _add_files(recording, _files(callback.payload.details.fileList), key)
+    infos = _add_files(recording, callback.payload.details.fileList, key)  # type: ignore[arg-type]  # see FileList
     event_type = callback.eventType
     # 4 reports the first M3U8; 31 and 32 that every file is uploaded, 32 some via the backup cloud.
     out.append((FilesUploaded, base, {"files": infos, "all_uploaded": event_type != 4, "via_backup": event_type == 32}))

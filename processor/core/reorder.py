@@ -254,6 +254,8 @@ class ReorderBuffer:
                 sequence += 1
             lane.next_sequence = sequence
             self.waiting -= len(taken) - 1
+            if not self.waiting:  # nothing held anywhere now: no hole to time out
+                self.expires_at_ms = NEVER
         if opens is not None:  # as `_open_after_failover`, which here releases nothing: that lane holds nothing
             self.lane(opens).starts.add(payload.sequence + 1)
         return taken
@@ -285,7 +287,9 @@ class ReorderBuffer:
             if len(pending) > self.policy.max_buffered:
                 released += lane.skip_hole("buffer_full")
             self.waiting += len(pending) - held
-            if self.waiting and self.clock_ms + self.policy.gap_timeout_ms < self.expires_at_ms:
+            if not self.waiting:  # nothing held anywhere now: no hole to time out
+                self.expires_at_ms = NEVER
+            elif self.clock_ms + self.policy.gap_timeout_ms < self.expires_at_ms:
                 self.expires_at_ms = self.clock_ms + self.policy.gap_timeout_ms
         if type(callback) in _FAILOVERS:  # not isinstance: pydantic's ABC check costs as much as an offer
             released += self._open_after_failover(callback)  # type: ignore[arg-type]  # a failover notice
