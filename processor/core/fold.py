@@ -99,6 +99,11 @@ def skip_reason(callback: AnyCallback) -> SkipReason | None:
 
 def handle(tracked: Tracked, callback: AnyCallback, *, now_ms: int) -> Step:
     """Offer one delivery to the buffer, apply what it releases, and skip holes that waited too long."""
+    return _handle(tracked, callback, now_ms)
+
+
+def _handle(tracked: Tracked, callback: AnyCallback, now_ms: int) -> Step:
+    # `handle`, with positional arguments: a call with a keyword costs more, and `Fold.receive` makes one per delivery.
     buffer = tracked.buffer
     taken = buffer.take(callback, now_ms)
     if taken == LEFT_FOR_OFFER:
@@ -271,7 +276,7 @@ class Fold:
                 self.skip(reason)
                 return Step()
             tracked = self.recordings[payload.sid] = track(payload.sid, self.policy)
-        return handle(tracked, callback, now_ms=now_ms)
+        return _handle(tracked, callback, now_ms)
 
     def skip(self, reason: SkipReason) -> None:
         """Count a delivery that belongs to no recording."""
