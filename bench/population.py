@@ -31,8 +31,8 @@ from processor.simulation import SessionShape, generate_session, random_shape
 
 #: An open recording's callbacks: uploader_started (30) and recorder_started (40), what every session sends first.
 START_CALLBACKS = 2
-#: Seconds a worker gets to fold this many records (≈ 1,000/s on 2 busy cores, and a margin).
-BUDGET_S_PER_RECORD = 1 / 400
+#: Seconds a worker gets to fold this many records: ~1,000/s on 2 quiet cores, ~350/s seen on 2 loaded ones.
+BUDGET_S_PER_RECORD = 1 / 150
 
 _STARTS: dict[tuple[int, int], Starts] = {}
 
