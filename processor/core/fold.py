@@ -108,8 +108,9 @@ def _handle(tracked: Tracked, callback: AnyCallback, now_ms: int) -> Step:
     taken = buffer.take(callback, now_ms)
     if taken == LEFT_FOR_OFFER:
         return handle_released(tracked, callback, now_ms=now_ms)
-    # The common cases (nineteen deliveries in twenty of a noisy stream), applied without a Released list:
-    # what `handle_released` does with what `offer` would have released.
+    # The common cases (every delivery of the benchmark's noisy stream: all but full lanes and failover notices
+    # whose new uid already holds callbacks), applied without a Released list: what `handle_released` does
+    # with what `offer` would have released.
     recording = tracked.recording
     recipes: Recipes
     if taken == NEXT_IN_LINE:
