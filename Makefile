@@ -57,6 +57,9 @@ test-integration: install kafka-jars ## Integration tests against a real embedde
 test-e2e: install kafka-jars ## End-to-end: real ingest and processor subprocesses, simulated traffic, live == replay
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+test-faults: install kafka-jars ## Fault injection on real processes: broker SIGKILL/SIGSTOP, worker SIGKILLs, a forged-signature flood
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
 test: install kafka-jars tools ## Install everything and run lint plus the whole test suite
 	$(MAKE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -73,4 +76,4 @@ run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set), t
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install kafka-jars tools fmt lint schemas test-unit test-integration test-e2e test replay bench run clean
+.PHONY: help install kafka-jars tools fmt lint schemas test-unit test-integration test-e2e test-faults test replay bench run clean
