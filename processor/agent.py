@@ -111,7 +111,7 @@ def create_app(
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        local.rescan = True
+        local.clear()  # it may hold recordings of partitions now another worker's
         batches.forget()
 
     # The live recordings are valid only while the partitions are ours and the table is what they were read from.
@@ -260,7 +260,8 @@ class _Batches:
             for write in writes:
                 _current_event.set(weakref.ref(opened.latest[write.key]))  # the changelog partition is the event's
                 _store(self.table, write)
-                self.local.note(write.key, opened.batch.changed[write.key])
+                if opened.epoch == self.epoch:  # else the partition may be gone: the rescan tells what is ours
+                    self.local.note(write.key, opened.batch.changed[write.key])
             for event in opened.events:
                 await opened.stream.ack(event)
         except Exception as exc:  # nothing of this batch or later ones is acked: it is all read again
@@ -268,6 +269,7 @@ class _Batches:
             raise
 
     def _fold(self, batch: Batch, event: EventT[bytes]) -> Result:
+        started = time.perf_counter()
         key, now_ms, message = cast(bytes, event.key), self.clock_ms(), event.message
         if message.topic == self.ticks_topic:
             result = batch.tick(key, now_ms=now_ms)
@@ -276,6 +278,7 @@ class _Batches:
             position = (message.partition, message.offset)
             result = batch.callback(key, cast(bytes, event.value), headers, now_ms=now_ms, position=position)
         _observe(self.metrics, result, now_ms=now_ms)
+        self.metrics.processing_seconds.observe(time.perf_counter() - started)
         return result
 
     async def _send(self, producer: Any, out: Outgoing) -> Awaitable[Any]:
@@ -317,6 +320,12 @@ class _LocalView:
         self.buffered: dict[bytes, int] = {}
         self.status: dict[bytes, int] = {}
         self.last_delivery: dict[bytes, int] = {}
+        self.rescan = True
+
+    def clear(self) -> None:
+        """Forget everything (a new assignment): the rescan's ticks fill it in again with what is ours."""
+        for known in (self.deadlines, self.buffered, self.status, self.last_delivery):
+            known.clear()
         self.rescan = True
 
     def note(self, key: bytes, result: Result) -> None:

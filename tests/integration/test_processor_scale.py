@@ -50,6 +50,20 @@ async def until_it_holds_recordings(worker: Worker, *, timeout_s: float = 60) ->
             await asyncio.sleep(0.2)
 
 
+async def listed_sids(worker: Worker) -> set[str]:
+    """Return the sids the worker holds, from every page of GET /recordings/."""
+    sids: set[str] = set()
+    after = ""
+    while True:
+        status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/?limit=1000&after={after}")
+        assert status == 200
+        page = json.loads(body)
+        sids |= {state["sid"] for state in page["recordings"]}
+        if page["next"] is None:
+            return sids
+        after = page["next"]
+
+
 async def test_two_workers_share_the_load_a_third_joins_one_leaves_and_every_recording_ends_in_the_replay_state(
     bootstrap_servers: str, tmp_path: Path
 ) -> None:
@@ -76,8 +90,18 @@ async def test_two_workers_share_the_load_a_third_joins_one_leaves_and_every_rec
 
         first.stop()  # leaves mid-stream (SIGTERM: a clean leave, another rebalance)
         await publish(bootstrap_servers, topics["raw"], parts[3])
-        await settle_state(bootstrap_servers, topics["state"], replay_states(bodies), third)
+        expected = replay_states(bodies)
+        await settle_state(bootstrap_servers, topics["state"], expected, third)
         second.check_alive()
+
+        # Each sid is held by exactly one of the two remaining workers, and either answers for any sid (Faust
+        # forwards the query to the owner).
+        held = [await listed_sids(worker) for worker in (second, third)]
+        assert held[0].isdisjoint(held[1])
+        assert held[0] | held[1] == set(expected)
+        for asked, sid in zip((second, third) * len(expected), sorted(expected), strict=False):
+            status, body = await asyncio.to_thread(get, f"{asked.url}/recordings/{sid}/")
+            assert (status, json.loads(body)) == (200, expected[sid])
 
     contents: dict[str, set[bytes]] = defaultdict(set)
     for value in await read_all(bootstrap_servers, topics["events"]):
