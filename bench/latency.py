@@ -228,8 +228,10 @@ def measured(latencies: dict[int, float]) -> dict[int, float]:
 
 
 NOTES = [
-    "What bounds it: the ingest answers after the raw record's ack (INGEST_LINGER_MS, default 1 ms); Faust's "
-    "producer does not linger (PRODUCER_LINGER unset: 0); a consumer fetch returns as soon as a record arrives. "
+    "What bounds it: the ingest answers after the raw record's ack (INGEST_LINGER_MS, default 1 ms); the worker "
+    "sends a record's derived events as soon as it folds it, through a producer lingering PROCESSOR_PRODUCER_LINGER_MS "
+    "(5 ms); a consumer fetch returns as soon as a record arrives. Batches (PROCESSOR_BATCH_WITHIN_MS) delay "
+    "snapshots and table writes, not events. "
     "PROCESSOR_TICK_INTERVAL_S (1 s) and PROCESSOR_GAP_TIMEOUT_MS (30 s) only bound callbacks held behind a missing "
     "sequence (up to gap timeout + tick interval); in-order traffic never waits for them, and the commit interval "
     "(Faust's 2.8 s) delays commits, not outputs.",
