@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fold, ingest_wrk, latency, rebuild, throughput
+from bench import fold, ingest_flood, ingest_wrk, latency, memory, rebuild, recovery, scale, throughput
 from bench.context import Context
 from bench.report import BenchResult, environment, log, write_all
 from devenv.kafka import EmbeddedKafka
@@ -19,9 +19,13 @@ from devenv.kafka import EmbeddedKafka
 BENCHMARKS: dict[str, tuple[Callable[[Context], BenchResult], bool]] = {
     "fold": (fold.run, False),
     "ingest": (ingest_wrk.run, True),
+    "ingest_flood": (ingest_flood.run, True),
     "processor": (throughput.run, True),
     "latency": (latency.run, True),
     "rebuild": (rebuild.run, True),
+    "memory": (memory.run, True),
+    "recovery": (recovery.run, True),
+    "scale": (scale.run, True),
 }
 HERE = Path(__file__).parent
 
