@@ -194,6 +194,7 @@ class _Batches:
         self.app, self.pipeline, self.table, self.metrics, self.local = app, pipeline, table, metrics, local
         self.clock_ms, self.ticks_topic = clock_ms, settings.ticks_topic
         self.max_records, self.cache_limit = settings.batch_max_records, settings.state_cache_recordings
+        self.cache_idle_ms = settings.state_cache_idle_ms
         self.topics = {
             "events": settings.events_topic,
             "state": settings.state_topic,
@@ -245,7 +246,7 @@ class _Batches:
         writes = opened.batch.writes()
         if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
             self.forget()
-        trim(self.cache, self.cache_limit)
+        trim(self.cache, self.cache_limit, idle_since_ms=self.clock_ms() - self.cache_idle_ms)
         for write in writes:
             opened.acks.append(await self._send(opened.producer, write.state))
         previous, self.ending = self.ending, asyncio.ensure_future(self._end(self.ending, opened, writes))

@@ -275,7 +275,17 @@ class Batch:
         return result
 
 
-def trim(cache: MutableMapping[bytes, Tracked], limit: int) -> None:
-    """Drop the least recently changed live recordings beyond `limit` (the table still holds them)."""
+def trim(cache: MutableMapping[bytes, Tracked], limit: int, *, idle_since_ms: int | None = None) -> None:
+    """Drop the least recently changed live recordings beyond `limit`, then those without a delivery since
+    `idle_since_ms` (the table still holds them): an idle recording costs its stored bytes only."""
     for key in list(itertools.islice(cache, max(0, len(cache) - limit))):
+        del cache[key]
+    if idle_since_ms is None:
+        return
+    idle = []
+    for key, tracked in cache.items():  # least recently changed first: stop at the first recent one
+        if tracked.buffer.last_offer_ms >= idle_since_ms:
+            break
+        idle.append(key)
+    for key in idle:
         del cache[key]

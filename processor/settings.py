@@ -80,6 +80,9 @@ class ProcessorSettings(BaseSettings):
     #: Recordings kept live in memory between batches (the least recently changed beyond are read from the table
     #: again when needed), so a record does not load its recording from the stored bytes.
     state_cache_recordings: int = Field(100_000, ge=0)
+    #: A live recording without a delivery for this long leaves that cache too: a recording sends about one
+    #: callback a minute once running, so an idle one costs only its stored bytes.
+    state_cache_idle_ms: int = Field(10_000, ge=0)
     #: Replicas of the topics Faust creates itself (the table's changelog, its leader topic) if they are missing.
     topic_replication_factor: int = Field(1, ge=1)
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)] = "INFO"

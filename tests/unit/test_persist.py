@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -105,3 +107,16 @@ def test_a_recording_stored_before_compiled_callbacks_loads_and_continues(read):
     assert [event.sequence for event in released] == [3, 4, 4]
     assert released == events[-3:]
     assert snapshot(reloaded) == snapshot(never_stopped)
+
+
+def test_a_stored_recording_occupies_only_its_own_bytes():
+    tracked = track(SID)
+    handle(tracked, progress(0), now_ms=T0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        stored = [dump(tracked) for _ in range(100)]
+        per_value = (tracemalloc.get_traced_memory()[0] - before) / len(stored)
+    finally:
+        tracemalloc.stop()
+    assert per_value < 2 * len(stored[0]) + 100  # not orjson's whole output buffer (8 KiB and more)

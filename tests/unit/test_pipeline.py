@@ -196,3 +196,13 @@ def test_trim_drops_the_least_recently_changed_recordings_beyond_the_limit():
     batch.writes()
     trim(cache, 3)
     assert list(cache) == [b"s3", b"s4", b"s0"]
+
+
+def test_trim_drops_the_recordings_without_a_delivery_since_the_idle_cutoff_and_keeps_the_recent_ones():
+    cache: dict = {}
+    for index, delivered_ms in enumerate((T0, T0 + 1_000, T0 + 5_000)):
+        batch = Batch(PIPELINE, cache, {}.get)
+        batch.callback(f"s{index}".encode(), raw(40, 0), [], now_ms=delivered_ms)
+        batch.writes()
+    trim(cache, 10, idle_since_ms=T0 + 1_000)
+    assert list(cache) == [b"s1", b"s2"]
