@@ -204,6 +204,8 @@ class _Batches:
         #: Live recordings by table key, each what the table holds or will once the batches in flight end;
         #: emptied on every assignment, revocation and recovery, so it never outlives the partition it came from.
         self.cache: dict[bytes, Tracked] = {}
+        #: Table keys whose live recording is newer than the table (their batch has not ended): never trimmed.
+        self.unstored: Counter[bytes] = Counter()
         self.epoch, self.generation = 0, -1
         self.open: _Open | None = None
         self.ending: asyncio.Future[None] | None = None
@@ -227,9 +229,14 @@ class _Batches:
                 await self._close()
 
     async def close(self) -> None:
-        """Close the open batch, if any (the batch timer)."""
+        """Close the open batch, if any, and let idle recordings leave the cache (the batch timer)."""
         async with self.lock:
             await self._close()
+            self._trim()
+
+    def _trim(self) -> None:
+        idle_since_ms = self.clock_ms() - self.cache_idle_ms
+        trim(self.cache, self.cache_limit, idle_since_ms=idle_since_ms, keep=self.unstored)
 
     async def _start(self, stream: faust.StreamT[bytes]) -> _Open:
         if self.generation != self.app.consumer_generation_id:  # a rebalance the signals did not tell us of
@@ -246,7 +253,8 @@ class _Batches:
         writes = opened.batch.writes()
         if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
             self.forget()
-        trim(self.cache, self.cache_limit, idle_since_ms=self.clock_ms() - self.cache_idle_ms)
+        self.unstored.update(write.key for write in writes)
+        self._trim()
         for write in writes:
             opened.acks.append(await self._send(opened.producer, write.state))
         previous, self.ending = self.ending, asyncio.ensure_future(self._end(self.ending, opened, writes))
@@ -261,6 +269,9 @@ class _Batches:
             for write in writes:
                 _current_event.set(weakref.ref(opened.latest[write.key]))  # the changelog partition is the event's
                 _store(self.table, write)
+                self.unstored[write.key] -= 1
+                if self.unstored[write.key] <= 0:
+                    del self.unstored[write.key]
                 if opened.epoch == self.epoch:  # else the partition may be gone: the rescan tells what is ours
                     self.local.note(write.key, opened.batch.changed[write.key])
             for event in opened.events:

@@ -9,8 +9,7 @@ moves these in and out.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Container, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -275,17 +274,18 @@ class Batch:
         return result
 
 
-def trim(cache: MutableMapping[bytes, Tracked], limit: int, *, idle_since_ms: int | None = None) -> None:
+def trim(
+    cache: MutableMapping[bytes, Tracked], limit: int, *, idle_since_ms: int | None = None, keep: Container[bytes] = ()
+) -> None:
     """Drop the least recently changed live recordings beyond `limit`, then those without a delivery since
-    `idle_since_ms` (the table still holds them): an idle recording costs its stored bytes only."""
-    for key in list(itertools.islice(cache, max(0, len(cache) - limit))):
-        del cache[key]
-    if idle_since_ms is None:
-        return
-    idle = []
-    for key, tracked in cache.items():  # least recently changed first: stop at the first recent one
-        if tracked.buffer.last_offer_ms >= idle_since_ms:
+    `idle_since_ms`: the table holds them, so an idle recording costs its stored bytes only. Recordings in `keep`
+    (newer than what the table holds yet) stay."""
+    excess = len(cache) - limit
+    dropped: list[bytes] = []
+    for key, tracked in cache.items():  # least recently changed first
+        if excess <= len(dropped) and (idle_since_ms is None or tracked.buffer.last_offer_ms >= idle_since_ms):
             break
-        idle.append(key)
-    for key in idle:
+        if key not in keep:
+            dropped.append(key)
+    for key in dropped:
         del cache[key]

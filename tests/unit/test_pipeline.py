@@ -206,3 +206,13 @@ def test_trim_drops_the_recordings_without_a_delivery_since_the_idle_cutoff_and_
         batch.writes()
     trim(cache, 10, idle_since_ms=T0 + 1_000)
     assert list(cache) == [b"s1", b"s2"]
+
+
+def test_trim_keeps_the_recordings_newer_than_the_table_whatever_their_age_or_the_limit():
+    cache: dict = {}
+    for index in range(3):
+        batch = Batch(PIPELINE, cache, {}.get)
+        batch.callback(f"s{index}".encode(), raw(40, 0), [], now_ms=T0)
+        batch.writes()
+    trim(cache, 1, idle_since_ms=T0 + 1, keep={b"s0"})
+    assert list(cache) == [b"s0"]
