@@ -1,4 +1,4 @@
-"""`make bench` keeps working: the processor and rebuild benchmarks, in quick mode, on the session broker."""
+"""`make bench` keeps working: its broker benchmarks, in quick mode, on the session broker (no figure is asserted)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import rebuild, throughput
+from bench import memory, rebuild, recovery, scale, throughput
 from bench.context import Context
 from bench.report import BenchResult, environment, write_all
 from devenv.kafka import EmbeddedKafka
@@ -46,3 +46,13 @@ def test_the_quick_processor_and_rebuild_benchmarks_report_well_formed_positive_
     document = json.loads(written[0].read_text())
     assert set(document["benchmarks"]) == {"processor", "rebuild"}
     assert written[2].stat().st_size > 0
+
+
+@pytest.mark.timeout(240)
+def test_the_quick_memory_recovery_and_scale_benchmarks_report_well_formed_positive_figures(
+    kafka: EmbeddedKafka, tmp_path: Path
+) -> None:
+    ctx = Context(quick=True, workdir=tmp_path, bootstrap_servers=kafka.bootstrap_servers)
+
+    for result in (memory.run(ctx), recovery.run(ctx), scale.run(ctx)):
+        check_well_formed(result)
