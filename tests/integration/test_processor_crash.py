@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from tests.integration.worker_support import (
+    assert_every_event_id_has_one_content,
     create_topics,
     noisy_bodies,
     publish,
-    read_all,
     records,
     replay_states,
     running_worker,
@@ -51,9 +49,4 @@ async def test_a_worker_killed_mid_stream_restarts_into_the_replay_state_with_st
     with running_worker(env, tmp_path / "worker.log") as second:
         await settle_state(bootstrap_servers, topics["state"], replay_states(bodies), second)
 
-    contents: dict[str, set[bytes]] = defaultdict(set)
-    for value in await read_all(bootstrap_servers, topics["events"]):
-        contents[json.loads(value)["event_id"]].add(value)
-    assert contents
-    changed = {event_id: sorted(values) for event_id, values in contents.items() if len(values) > 1}
-    assert not changed, f"event ids emitted with different content: {changed}"
+    await assert_every_event_id_has_one_content(bootstrap_servers, topics["events"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -12,11 +11,11 @@ import pytest
 
 from tests.integration.worker_support import (
     Worker,
+    assert_every_event_id_has_one_content,
     create_topics,
     get,
     noisy_bodies,
     publish,
-    read_all,
     replay_states,
     running_worker,
     settle_state,
@@ -103,9 +102,4 @@ async def test_two_workers_share_the_load_a_third_joins_one_leaves_and_every_rec
             status, body = await asyncio.to_thread(get, f"{asked.url}/recordings/{sid}/")
             assert (status, json.loads(body)) == (200, expected[sid])
 
-    contents: dict[str, set[bytes]] = defaultdict(set)
-    for value in await read_all(bootstrap_servers, topics["events"]):
-        contents[json.loads(value)["event_id"]].add(value)
-    assert contents
-    changed = {event_id: sorted(values) for event_id, values in contents.items() if len(values) > 1}
-    assert not changed, f"event ids emitted with different content: {changed}"
+    await assert_every_event_id_has_one_content(bootstrap_servers, topics["events"])

@@ -12,6 +12,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -173,6 +174,16 @@ async def settle_state(
             f"e.g. {first}: (live, replay) {fields}"
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def assert_every_event_id_has_one_content(bootstrap_servers: str, topic: str) -> None:
+    """Read the events topic: some events were sent, and none twice with different content under one event id."""
+    contents: dict[str, set[bytes]] = defaultdict(set)
+    for value in await read_all(bootstrap_servers, topic):
+        contents[json.loads(value)["event_id"]].add(value)
+    assert contents
+    changed = {event_id: sorted(values) for event_id, values in contents.items() if len(values) > 1}
+    assert not changed, f"event ids emitted with different content: {changed}"
 
 
 def replay_states(bodies: list[bytes]) -> dict[str, dict[str, object]]:
