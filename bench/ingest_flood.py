@@ -14,8 +14,9 @@ from bench import brokerio, workload
 from bench.context import Context
 from bench.ingest_wrk import BODIES, CONNECTIONS, ensure_wrk, ingest_env, lua_script, wrk
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import answers, python, service, wait_for
+from bench.services import answers, python, wait_for
 from devenv.kafka import free_port
+from devenv.processes import service
 from devenv.topics import TopicSpec
 from ingest.signature import sign
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from bench import brokerio, workload
 from bench.context import Context
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import answers, python, service, wait_for
+from bench.services import answers, python, wait_for
 from devenv.kafka import free_port
+from devenv.processes import ingest_env as loopback_ingest_env
+from devenv.processes import service
 from devenv.topics import TopicSpec
 from ingest.signature import sign
 
@@ -125,17 +127,14 @@ def run(ctx: Context) -> BenchResult:
 
 def ingest_env(bootstrap_servers: str, topic: str, port: int) -> dict[str, str]:
     """Return the ingest's environment: the run's broker, a fresh raw topic, our secret, defaults otherwise."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("INGEST_")}
-    return {
-        **clean,
-        "INGEST_HOST": "127.0.0.1",
-        "INGEST_PORT": str(port),
-        "INGEST_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "INGEST_RAW_TOPIC": topic,
-        "INGEST_AGORA_SECRETS": SECRET.decode(),
-        "INGEST_INSTANCE_ID": "bench",
-        "INGEST_LOG_LEVEL": "WARNING",
-    }
+    return loopback_ingest_env(
+        port=str(port),
+        bootstrap_servers=bootstrap_servers,
+        raw_topic=topic,
+        agora_secrets=SECRET.decode(),
+        instance_id="bench",
+        log_level="WARNING",
+    )
 
 
 def _result(best: dict[str, dict[str, float]], bodies: list[bytes], *, seconds: int, rounds: int) -> BenchResult:

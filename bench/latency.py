@@ -26,9 +26,10 @@ from bench import brokerio, workload
 from bench.context import Context
 from bench.ingest_wrk import SECRET, ingest_env
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import Service, answers, python, service, wait_for
+from bench.services import answers, python, wait_for
 from bench.throughput import worker_env
 from devenv.kafka import free_port
+from devenv.processes import Service, service
 from devenv.topics import TopicSpec
 from ingest.signature import sign
 from processor.settings import ProcessorSettings

@@ -27,8 +27,9 @@ from bench.context import Context
 from bench.population import Held, Starts, Tail
 from bench.procfs import Memory
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import python, service
+from bench.services import python
 from bench.throughput import worker_env
+from devenv.processes import service
 from processor.core.fold import RetentionPolicy
 from processor.pipeline import Pipeline
 from processor.settings import ProcessorSettings

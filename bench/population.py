@@ -21,9 +21,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from bench import brokerio, workload
 from bench.context import Context
 from bench.report import REPO, log
-from bench.services import Service, answers, wait_for
+from bench.services import answers, wait_for
 from bench.throughput import ROLES
 from devenv.kafka import free_port
+from devenv.processes import Service
 from devenv.topics import TopicSpec
 from processor.rawlog import topic_partitions
 from processor.settings import ProcessorSettings

@@ -27,9 +27,10 @@ from bench import brokerio, population
 from bench.context import Context
 from bench.population import Held, Starts, Tail
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import Service, python, service
+from bench.services import python
 from bench.throughput import worker_env
 from devenv.kafka import free_port
+from devenv.processes import Service, service
 from processor.settings import ProcessorSettings
 
 STORES = {"memory://": "memory store", "rocksdb://": "RocksDB"}

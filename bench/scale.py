@@ -23,9 +23,10 @@ from typing import Any
 from bench import brokerio, population, procfs, workload
 from bench.context import Context, RawTopic
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import Service, python, service, wait_for
+from bench.services import python, wait_for
 from bench.throughput import state_window, worker_env
 from devenv.kafka import free_port
+from devenv.processes import Service, service
 from processor.settings import ProcessorSettings
 
 #: Seconds between CPU samples of the workers and the machine.

@@ -1,68 +1,23 @@
-"""A benchmark's subprocesses (worker, ingest, baselines): on loopback, always stopped, waited on with bounds."""
+"""A benchmark's subprocesses (worker, ingest, baselines): on loopback, always stopped, waited on with bounds.
+
+`devenv.processes` starts and stops them; this adds the argv of our modules and bounded waits on them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-#: A stopped service gets this long after SIGTERM before SIGKILL.
-STOP_S = 20
-
-
-class ServiceDied(RuntimeError):
-    """A benchmark's subprocess exited while it was needed; the message carries its log's tail."""
-
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    """One running subprocess and its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def check_alive(self) -> None:
-        """Raise ServiceDied if the process has exited."""
-        if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise ServiceDied(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+from devenv.processes import Service
 
 
 def python(module: str, *args: str) -> list[str]:
     """Return the argv that runs one of our modules with this interpreter."""
     return [sys.executable, "-m", module, *args]
-
-
-@contextlib.contextmanager
-def service(name: str, argv: list[str], env: dict[str, str], log: Path) -> Iterator[Service]:
-    """Run a subprocess for the block; then SIGTERM it, and SIGKILL it if it does not stop in time."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603  # our modules
-    try:
-        yield Service(name, process, log)
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process: SIGTERM, then SIGKILL after STOP_S."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 async def wait_for(

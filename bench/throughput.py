@@ -26,8 +26,9 @@ from aiokafka import ConsumerRecord
 from bench import brokerio, workload
 from bench.context import Context, RawTopic
 from bench.report import BenchResult, Comparison, Figure, log
-from bench.services import python, service, wait_for
+from bench.services import python, wait_for
 from devenv.kafka import free_port
+from devenv.processes import service
 from devenv.topics import TopicSpec
 from processor.core.fold import RetentionPolicy
 from processor.pipeline import Pipeline

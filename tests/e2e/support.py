@@ -5,53 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 
+from devenv import processes
 from devenv.kafka import free_port
+from devenv.processes import Service
 from processor.settings import ENV_PREFIX, ProcessorSettings
 
 SECRET = b"e2e-agora-secret"
 #: Short, so that dropped callbacks become reported gaps within a test.
 GAP_TIMEOUT_MS = 1_000
 START_S = 30
-STOP_S = 20
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            pytest.fail(f"the {self.name} exited with {self.process.returncode}:\n{tail}")
 
 
 @contextlib.contextmanager
 def service(name: str, argv: list[str], env: dict[str, str], log: Path) -> Iterator[Service]:
-    """Run a subprocess for the block; then SIGTERM it, and SIGKILL it if it does not stop in time."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603  # our modules
+    """Run a subprocess for the block (`devenv.processes.service`), then print its log's tail (shown if it failed)."""
     try:
-        yield Service(name, process, log)
+        with processes.service(name, argv, env, log) as running:
+            yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        print(f"--- {name} log tail\n{log.read_text(errors='replace')[-3000:]}")  # shown only if the test failed
+        print(f"--- {name} log tail\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def processor_settings(bootstrap_servers: str, tmp_path: Path) -> ProcessorSettings:
@@ -80,17 +58,14 @@ def worker_env(settings: ProcessorSettings) -> dict[str, str]:
 
 
 def ingest_env(bootstrap_servers: str, raw_topic: str, port: int) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("INGEST_")}
-    return {
-        **clean,
-        "INGEST_HOST": "127.0.0.1",
-        "INGEST_PORT": str(port),
-        "INGEST_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "INGEST_RAW_TOPIC": raw_topic,
-        "INGEST_AGORA_SECRETS": SECRET.decode(),
-        "INGEST_INSTANCE_ID": "e2e",
-        "INGEST_LOG_LEVEL": "WARNING",
-    }
+    return processes.ingest_env(
+        port=str(port),
+        bootstrap_servers=bootstrap_servers,
+        raw_topic=raw_topic,
+        agora_secrets=SECRET.decode(),
+        instance_id="e2e",
+        log_level="WARNING",
+    )
 
 
 async def wait_for_status(session: aiohttp.ClientSession, url: str, status: int, services: list[Service]) -> None:

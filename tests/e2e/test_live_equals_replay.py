@@ -13,12 +13,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from devenv.kafka import free_port
+from devenv.processes import Service
 from devenv.topics import TopicSpec, ensure_topics
 from processor.simulate import Options, simulate
 from tests.e2e.support import (
     GAP_TIMEOUT_MS,
     SECRET,
-    Service,
     ingest_env,
     processor_settings,
     service,

@@ -28,11 +28,11 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from devenv.kafka import free_port
+from devenv.processes import Service
 from devenv.topics import TopicSpec, ensure_topics
 from processor.simulate import Options, simulate
 from tests.e2e.support import (
     SECRET,
-    Service,
     ingest_env,
     processor_settings,
     service,

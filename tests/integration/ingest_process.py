@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from devenv.kafka import free_port
+from devenv.processes import ingest_env, stop
 from tests.ingest_support import AGORA_SECRET, ANYRTC_SECRET
 
 STARTUP_TIMEOUT_S = 30
@@ -51,17 +50,15 @@ def running_ingest(bootstrap_servers: str, topic: str, *, log: Path, **settings:
     `settings` are INGEST_* variables without the prefix, e.g. `body_timeout_s="1"`.
     """
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("INGEST_")}
-    env |= {
-        "INGEST_HOST": "127.0.0.1",
-        "INGEST_PORT": str(port),
-        "INGEST_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "INGEST_RAW_TOPIC": topic,
-        "INGEST_AGORA_SECRETS": AGORA_SECRET.decode(),
-        "INGEST_ANYRTC_SECRETS": ANYRTC_SECRET.decode(),
-        "INGEST_INSTANCE_ID": "ingest-under-test",
-        **{f"INGEST_{name.upper()}": value for name, value in settings.items()},
+    defaults = {
+        "port": str(port),
+        "bootstrap_servers": bootstrap_servers,
+        "raw_topic": topic,
+        "agora_secrets": AGORA_SECRET.decode(),
+        "anyrtc_secrets": ANYRTC_SECRET.decode(),
+        "instance_id": "ingest-under-test",
     }
+    env = ingest_env(**defaults | settings)  # a test's settings override the defaults
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ingest"], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -71,12 +68,7 @@ def running_ingest(bootstrap_servers: str, topic: str, *, log: Path, **settings:
         _wait_ready(live)
         yield live
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        stop(process, timeout_s=STOP_TIMEOUT_S)
 
 
 def _wait_ready(live: LiveIngest) -> None:

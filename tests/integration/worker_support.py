@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -23,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devenv.kafka import free_port
+from devenv.processes import stop
 from devenv.topics import TopicSpec, ensure_topics
 from processor.core.fold import fold_all
 from processor.simulation import deliver, generate_session, random_shape
@@ -66,14 +66,7 @@ class Worker:
 
     def stop(self) -> None:
         """Stop it as Kubernetes would (SIGTERM: a clean leave of the group), then SIGKILL if it hangs; bounded."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop(self.process)
 
 
 def worker_env(bootstrap_servers: str, topics: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str]:
