@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,11 +90,3 @@ def acknowledged(sent: Path) -> list[bytes]:
 def missing(acked: Iterable[bytes], logged: Iterable[bytes]) -> list[bytes]:
     """Return the acknowledged bodies that the log does not hold (byte for byte, counting repeats)."""
     return sorted((Counter(acked) - Counter(logged)).elements())
-
-
-def event_ids_with_changed_content(values: Iterable[bytes]) -> dict[str, list[bytes]]:
-    """Return every derived event id that was emitted with more than one content, with its contents."""
-    contents: dict[str, set[bytes]] = defaultdict(set)
-    for value in values:
-        contents[json.loads(value)["event_id"]].add(value)
-    return {event_id: sorted(seen) for event_id, seen in contents.items() if len(seen) > 1}

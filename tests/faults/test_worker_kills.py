@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.support import event_ids_with_changed_content, publish_paced, read_to_end
+from tests.faults.support import publish_paced, read_to_end
 from tests.ingest_support import wait_until
 from tests.integration.worker_support import (
     Worker,
     create_topics,
+    event_ids_with_changed_content,
     get,
     noisy_bodies,
     replay_states,

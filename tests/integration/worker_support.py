@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -169,13 +169,19 @@ async def settle_state(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def event_ids_with_changed_content(values: Iterable[bytes]) -> dict[str, list[bytes]]:
+    """Return every derived event id that was emitted with more than one content, with its contents."""
+    contents: dict[str, set[bytes]] = defaultdict(set)
+    for value in values:
+        contents[json.loads(value)["event_id"]].add(value)
+    return {event_id: sorted(seen) for event_id, seen in contents.items() if len(seen) > 1}
+
+
 async def assert_every_event_id_has_one_content(bootstrap_servers: str, topic: str) -> None:
     """Read the events topic: some events were sent, and none twice with different content under one event id."""
-    contents: dict[str, set[bytes]] = defaultdict(set)
-    for value in await read_all(bootstrap_servers, topic):
-        contents[json.loads(value)["event_id"]].add(value)
-    assert contents
-    changed = {event_id: sorted(values) for event_id, values in contents.items() if len(values) > 1}
+    values = await read_all(bootstrap_servers, topic)
+    assert values
+    changed = event_ids_with_changed_content(values)
     assert not changed, f"event ids emitted with different content: {changed}"
 
 
