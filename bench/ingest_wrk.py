@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import re
 import shutil
@@ -87,7 +89,7 @@ def wrk(url: str, script: Path, *, seconds: int) -> dict[str, float]:
 
 
 def run(ctx: Context) -> BenchResult:
-    """Drive both servers with the same wrk script in alternating rounds; keep each server's best round."""
+    """Drive the three servers with the same wrk script in alternating rounds; keep each server's best round."""
     ensure_wrk()
     topic = brokerio.unique("ingest-raw")
     asyncio.run(brokerio.create(ctx.broker, TopicSpec(topic, brokerio.PARTITIONS)))
@@ -95,23 +97,28 @@ def run(ctx: Context) -> BenchResult:
     script = ctx.workdir / "post.lua"
     lua_script(script, bodies)
     seconds, rounds = ctx.size(full=10, quick=3), ctx.size(full=2, quick=1)
-    bare_port, ingest_port = free_port(), free_port()
-    bare_argv = [sys.executable, "-c", BARE_SERVER.replace("PORT", str(bare_port))]
-    urls = {
-        name: f"http://127.0.0.1:{port}/v1/callbacks/agora"
-        for name, port in (("bare", bare_port), ("ingest", ingest_port))
+    ports = {name: free_port() for name in ("bare", "shim", "ingest")}
+    servers = {
+        "bare": ([sys.executable, "-c", BARE_SERVER.replace("PORT", str(ports["bare"]))], dict(os.environ)),
+        "shim": (
+            python("bench.reference_shim", str(ports["shim"]), ctx.broker, topic, SECRET.decode()),
+            dict(os.environ),
+        ),
+        "ingest": (python("ingest"), ingest_env(ctx.broker, topic, ports["ingest"])),
+    }
+    urls = {name: f"http://127.0.0.1:{port}/v1/callbacks/agora" for name, port in ports.items()}
+    # The bare server only knows POST (a GET is 405); the others are ready once Kafka answers.
+    ready = {
+        "bare": (urls["bare"], 405),
+        "shim": (f"http://127.0.0.1:{ports['shim']}/readyz", 200),
+        "ingest": (f"http://127.0.0.1:{ports['ingest']}/readyz", 200),
     }
     best: dict[str, dict[str, float]] = {}
-    with (
-        service("bare aiohttp", bare_argv, dict(os.environ), ctx.workdir / "bare.log") as bare,
-        service(
-            "ingest", python("ingest"), ingest_env(ctx.broker, topic, ingest_port), ctx.workdir / "ingest.log"
-        ) as i,
-    ):
-        # The bare server only knows POST (a GET is 405); the ingest is ready once Kafka answers.
-        asyncio.run(wait_for(lambda: answers(urls["bare"], 405), what="bare server", timeout_s=30, services=[bare]))
-        ready = f"http://127.0.0.1:{ingest_port}/readyz"
-        asyncio.run(wait_for(lambda: answers(ready, 200), what="ingest", timeout_s=30, services=[i]))
+    with contextlib.ExitStack() as running:
+        for name, (argv, env) in servers.items():
+            started = running.enter_context(service(name, argv, env, ctx.workdir / f"{name}.log"))
+            url, status = ready[name]
+            asyncio.run(wait_for(functools.partial(answers, url, status), what=name, timeout_s=30, services=[started]))
         for url in urls.values():
             wrk(url, script, seconds=2)  # warm-up
         for _ in range(rounds):
@@ -138,7 +145,7 @@ def ingest_env(bootstrap_servers: str, topic: str, port: int) -> dict[str, str]:
 
 
 def _result(best: dict[str, dict[str, float]], bodies: list[bytes], *, seconds: int, rounds: int) -> BenchResult:
-    ingest, bare = best["ingest"], best["bare"]
+    ingest, bare, shim = best["ingest"], best["bare"], best["shim"]
     size = sum(map(len, bodies)) // len(bodies)
 
     def figure(of: dict[str, float], key: str, label: str, unit: str) -> Figure:
@@ -150,7 +157,10 @@ def _result(best: dict[str, dict[str, float]], bodies: list[bytes], *, seconds: 
         method=(
             f"`wrk -t1 -c{CONNECTIONS} -d{seconds}s` posting {len(bodies)} signed simulated deliveries (~{size} B) "
             f"in turn; after a 2 s warm-up of each, {rounds} alternating round(s) per server, each server's best "
-            "round kept. The ingest runs with its default settings (linger 1 ms) against the run's broker."
+            "round kept. The ingest runs with its default settings (linger 1 ms) against the run's broker. A "
+            "third server, `bench/reference_shim.py`, is the straightforward shim (HMAC, `orjson.loads`, "
+            "`send_and_wait` with acks=all, idempotent, linger 1 ms; no metrics, limits or deadlines) on the same "
+            "broker: what any aiohttp + aiokafka shim costs here."
         ),
         comparisons=[
             Comparison(
@@ -158,6 +168,16 @@ def _result(best: dict[str, dict[str, float]], bodies: list[bytes], *, seconds: 
                 figure(ingest, "rps", "ingest", "req/s"),
                 figure(bare, "rps", "bare aiohttp", "req/s"),
                 target=0.7,
+            ),
+            Comparison(
+                "shim_requests_per_second_vs_bare",
+                figure(shim, "rps", "straightforward shim", "req/s"),
+                figure(bare, "rps", "bare aiohttp", "req/s"),
+            ),
+            Comparison(
+                "requests_per_second_vs_shim",
+                figure(ingest, "rps", "ingest", "req/s"),
+                figure(shim, "rps", "straightforward shim", "req/s"),
             ),
             Comparison(
                 "p50_vs_bare",
@@ -172,5 +192,5 @@ def _result(best: dict[str, dict[str, float]], bodies: list[bytes], *, seconds: 
                 higher_is_better=False,
             ),
         ],
-        details={"ingest": ingest, "bare": bare, "connections": CONNECTIONS, "body_bytes_mean": size},
+        details={"ingest": ingest, "bare": bare, "shim": shim, "connections": CONNECTIONS, "body_bytes_mean": size},
     )
