@@ -63,3 +63,25 @@ def configure(level: str, **static: str) -> None:
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     # aiokafka logs every failed connection attempt at ERROR while the broker is away: once is enough here.
     logging.getLogger("aiokafka").setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+class Throttle:
+    """Let one log line per key through every `interval_ms`; count the ones held back in between.
+
+    Anyone can send a forged signature: logging each would let a flood fill the logs, and a log line costs more
+    than verifying the signature (~10 µs against ~6 µs measured in-process). The counters count every one.
+    """
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self._last: dict[tuple[str, ...], int] = {}
+        self._held: dict[tuple[str, ...], int] = {}
+
+    def allow(self, key: tuple[str, ...], *, now_ms: int) -> int | None:
+        """Return None to hold this line back, else how many of the key's lines were held back since the last."""
+        last = self._last.get(key)
+        if last is not None and now_ms - last < self.interval_ms:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now_ms
+        return self._held.pop(key, 0)

@@ -12,6 +12,7 @@ from prometheus_client import Counter
 
 from ingest.callback import Callback, InvalidCallback, inspect
 from ingest.histograms import HistogramChild
+from ingest.logs import Throttle
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher, PublishFailed, RawRecord
 from ingest.signature import Scheme, has_signature, verify
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 #: The `signature` header of records accepted without verification (INGEST_ALLOW_UNSIGNED, local only).
 UNSIGNED = "unsigned"
+#: At most one "signature refused" line per provider and reason this often (ingest_signature_failures_total
+#: counts every refusal).
+REFUSAL_LOG_INTERVAL_MS = 1000
 
 
 class Outcome(StrEnum):
@@ -93,6 +97,7 @@ class Ingest:
         self._bound: dict[str, _Bound] = {}
         self._requests: dict[tuple[str, Outcome], Counter] = {}
         self._instance_header = instance_id.encode()
+        self._refusals_logged = Throttle(REFUSAL_LOG_INTERVAL_MS)
 
     async def receive(self, provider: Provider, raw: bytes, headers: Mapping[str, str], *, received_ms: int) -> Result:
         """Handle one POSTed body and return the answer (outcomes are counted here)."""
@@ -140,8 +145,11 @@ class Ingest:
             return match.header
         reason = "mismatch" if has_signature(headers, schemes=provider.schemes) else "missing"
         self.metrics.signature_failures.labels(provider.name, reason).inc()
-        # Never the body: it is unauthenticated input.
-        log.warning("signature refused", extra={"provider": provider.name, "reason": reason, "bytes": len(raw)})
+        held_back = self._refusals_logged.allow((provider.name, reason), now_ms=self.clock_ms())
+        if held_back is not None:
+            # Never the body: it is unauthenticated input.
+            extra = {"provider": provider.name, "reason": reason, "bytes": len(raw), "held_back": held_back}
+            log.warning("signature refused", extra=extra)
         return None
 
     def _record(self, bound: _Bound, raw: bytes, callback: Callback, *, signature: str, received_ms: int) -> RawRecord:

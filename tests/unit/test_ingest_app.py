@@ -167,6 +167,20 @@ async def test_a_missing_or_wrong_signature_is_a_401_counted_and_never_published
     assert "secret-sid" not in caplog.text
 
 
+async def test_a_flood_of_bad_signatures_logs_one_line_per_reason_a_second_and_counts_every_one(
+    client: Client, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = callback_body(sid="flood")
+    for _ in range(20):
+        assert (await client.post(AGORA, data=body, headers={"Agora-Signature-V2": "0" * 64})).status == 401
+        assert (await client.post(AGORA, data=body)).status == 401
+    refused = [record for record in caplog.records if record.getMessage() == "signature refused"]
+    # Twenty of each within well under a second: one line per reason (the test would need 19 s to see two).
+    assert sorted(getattr(record, "reason", None) for record in refused) == ["mismatch", "missing"]
+    assert sample(registry, "ingest_signature_failures_total", provider="agora", reason="mismatch") == 20
+    assert sample(registry, "ingest_signature_failures_total", provider="agora", reason="missing") == 20
+
+
 async def test_agora_secrets_do_not_verify_anyrtc_callbacks(client: Client, publisher: MemoryPublisher) -> None:
     body = callback_body()
     assert (await client.post(ANYRTC, data=body, headers=agora_headers(body))).status == 401
