@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from processor.core import codes
-from processor.core.machine import Recipe, Recipes, Recording, apply_into, build, event_ms, summary
+from processor.core.machine import Recipe, Recipes, Recording, apply_into, build, event_ms, summary, trusted
 from processor.core.reorder import (
     HELD,
     LATE,
@@ -24,7 +24,7 @@ from processor.core.reorder import (
 )
 from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID
 from schemas.compiled import AnyCallback
-from schemas.derived import DerivedEvent, SequenceGapDetected, SessionExpired, event_id
+from schemas.derived import SCHEMA_VERSION, DerivedEvent, SequenceGapDetected, SessionExpired, event_id
 from schemas.state import RecordingState, StreamState
 
 #: The console's address check sends signed test events on this channel (spec README): never a recording.
@@ -310,50 +310,56 @@ def snapshot(tracked: Tracked) -> RecordingState:
     """Describe one recording as a RecordingState."""
     rec, buffer = tracked.recording, tracked.buffer
     received = _union(lane.received for lane in buffer.lanes.values())
-    last_sequence = received.highest()
-    return RecordingState(
-        sid=rec.sid,
-        cname=rec.cname,
-        status=rec.status,
-        uid=rec.uid,
-        failovers=len(rec.failovers),
-        discontinuities=len(rec.discontinuities),
-        discontinuity_ms=rec.discontinuity_ms,
-        files=tuple(sorted(rec.files)),
-        duplicates=rec.duplicates,
-        missing_sequences=_missing(received),
-        last_sequence=last_sequence,
-        exit_status=rec.exit_status[1] if rec.exit_status else None,
-        fatal_errors=rec.fatal_errors,
-        status_name=codes.STATUS_NAMES.get(rec.status, f"status_{rec.status}"),
-        uids=_uid_history(rec),
-        failover_history=tuple(rec.failovers),
-        discontinuities_by_track=_by_track(rec),
-        file_details=tuple(info for _, (_, info) in sorted(rec.files.items())),
-        streams=tuple(
-            StreamState(stream_uid=stream_uid, media=media, receiving=receiving, changed_at_ms=changed_at)
+    # Every value below is already of its field's type (a unit test proves the model equals the validated one):
+    # validating a snapshot cost more than folding the recording's callbacks did. Field order is the model's.
+    fields = {
+        "sid": rec.sid,
+        "cname": rec.cname,
+        "status": rec.status,
+        "uid": rec.uid,
+        "failovers": len(rec.failovers),
+        "discontinuities": len(rec.discontinuities),
+        "discontinuity_ms": rec.discontinuity_ms,
+        "files": tuple(sorted(rec.files)),
+        "duplicates": rec.duplicates,
+        "missing_sequences": _missing(received),
+        "last_sequence": received.highest(),
+        "exit_status": rec.exit_status[1] if rec.exit_status else None,
+        "fatal_errors": rec.fatal_errors,
+        "schema_version": SCHEMA_VERSION,
+        "status_name": codes.STATUS_NAMES.get(rec.status, f"status_{rec.status}"),
+        "uids": _uid_history(rec),
+        "failover_history": tuple(rec.failovers),
+        "discontinuities_by_track": _by_track(rec),
+        "file_details": tuple(info for _, (_, info) in sorted(rec.files.items())),
+        "streams": tuple(
+            trusted(
+                StreamState,
+                {"stream_uid": stream_uid, "media": media, "receiving": receiving, "changed_at_ms": changed_at},
+            )
             for media, streams in sorted(rec.streams.items())
             for stream_uid, (_, receiving, changed_at) in sorted(streams.items())
         ),
-        upload_progress=_value(rec.upload_progress),
-        recording_mode=_value(rec.recording_mode),
-        errors=rec.errors,
-        warnings=rec.warnings,
-        last_error=_value(rec.last_error),
-        last_warning=_value(rec.last_warning),
-        leave_code=_value(rec.leave_code),
-        leave_reasons=codes.leave_reasons(rec.leave_code[1]) if rec.leave_code else (),
-        vod_video_id=_value(rec.vod_video_id),
-        vod_triggered=rec.vod_triggered,
-        unknown_events=rec.unknown_events,
-        first_event_ms=rec.first_event_ms,
-        last_event_ms=rec.last_event_ms,
-        ended=rec.ended,
-        events_applied=rec.events_applied,
-        gaps=rec.gaps,
-        late_events=rec.late_events,
-        buffered=buffer.buffered(),
-    )
+        "upload_progress": _value(rec.upload_progress),
+        "recording_mode": _value(rec.recording_mode),
+        "errors": rec.errors,
+        "warnings": rec.warnings,
+        "last_error": _value(rec.last_error),
+        "last_warning": _value(rec.last_warning),
+        "leave_code": _value(rec.leave_code),
+        "leave_reasons": codes.leave_reasons(rec.leave_code[1]) if rec.leave_code else (),
+        "vod_video_id": _value(rec.vod_video_id),
+        "vod_triggered": rec.vod_triggered,
+        "unknown_events": rec.unknown_events,
+        "first_event_ms": rec.first_event_ms,
+        "last_event_ms": rec.last_event_ms,
+        "ended": rec.ended,
+        "events_applied": rec.events_applied,
+        "gaps": rec.gaps,
+        "late_events": rec.late_events,
+        "buffered": buffer.buffered(),
+    }
+    return trusted(RecordingState, fields)
 
 
 def _value(entry: tuple[object, T] | None) -> T | None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from processor.core import codes
-from processor.core.fold import Step, Tracked, finish, handle, handle_released, tick, track
+from processor.core.fold import Step, Tracked, finish, handle, handle_released, snapshot, tick, track
 from processor.core.machine import trusted
 from processor.core.persist import dump, load
 from processor.core.reorder import NEVER, ReorderPolicy
@@ -23,7 +23,7 @@ from processor.simulation import deliver
 from schemas.compiled import AnyCallback, decode_fast
 from schemas.decode import decode_object
 from schemas.derived import SessionSummary, UploadedFileInfo
-from schemas.state import ErrorRecord, FailoverRecord
+from schemas.state import ErrorRecord, FailoverRecord, RecordingState
 from tests.unit.test_properties import sessions
 
 Body = dict[str, Any]
@@ -161,6 +161,19 @@ def test_a_session_summary_built_without_validation_is_the_validated_one(counts,
         "fatal_errors": fatal_errors,
     }
     _same_model(trusted(SessionSummary, dict(fields)), SessionSummary(**fields))
+
+
+@settings(max_examples=60, deadline=None)
+@given(session=sessions(), compiled=st.booleans(), data=st.data())
+def test_a_snapshot_built_without_validation_is_the_validated_one(session, compiled, data):
+    tracked = track(session[0]["payload"]["sid"], ReorderPolicy(gap_timeout_ms=2_000))
+    deliveries = [decoded(body, compiled) for body in noisy(session, data)]
+    cut = data.draw(st.integers(0, len(deliveries)))  # midway too: something still held, no exit yet
+    for callback in deliveries[:cut]:
+        handle(tracked, callback, now_ms=callback.notifyMs or 0)
+    built = snapshot(tracked)
+    _same_model(built, RecordingState(**built.model_dump()))
+    _same_model(built, RecordingState.model_validate_json(built.model_dump_json()))
 
 
 @given(leave_code=st.integers(0, 64) | st.integers(0, 2**53))
