@@ -11,7 +11,7 @@ from typing import IO, TextIO, cast
 
 from processor.core.fold import Fold, SkipReason, delivery_clock_ms
 from processor.core.reorder import DEFAULT_GAP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED, ReorderPolicy
-from processor.rawlog import RawEntry, RawLogError, read_file, read_topic
+from processor.rawlog import RawBatch, RawEntry, RawLogError, read_file, read_topic
 from schemas.compiled import AnyCallback, decode_fast
 from schemas.decode import OtherProduct, Rejection
 from schemas.derived import DerivedEvent
@@ -40,25 +40,41 @@ class Replayer:
 
     def feed(self, entry: RawEntry) -> None:
         """Fold one stored delivery (a broken one is reported with where it was found, and skipped)."""
+        reason = self._fold(entry.body)
+        if reason is not None:
+            self._broken(entry.where, reason)
+
+    def feed_batch(self, batch: RawBatch) -> None:
+        """Fold a batch of records as `feed` folds each (where a record was is spelled out only if it is broken)."""
+        fold = self._fold
+        for index, body in enumerate(batch.bodies):
+            reason = fold(body)
+            if reason is not None:
+                self._broken(batch.where(index), reason)
+
+    def _fold(self, body: bytes) -> str | None:
+        """Fold one body; return why it is broken, or None."""
         self.report.lines += 1
-        body = entry.body
         if not body or body.isspace():  # a blank line (isspace stops at the first other byte; strip copies)
-            return
+            return None
         callback = decode_fast(body)
         # `type() is`, not isinstance: pydantic classes check instances the slow ABC way, twice per record.
         if type(callback) is Rejection:
-            self.report.broken += 1
-            print(f"{entry.where}: {callback.reason}", file=self._on_broken)
-            return
+            return callback.reason
         if type(callback) is OtherProduct:
             self.fold.skip("other_product")
-            return
+            return None
         self.report.callbacks += 1
         callback = cast(AnyCallback, callback)  # neither of the above (`type() is` does not narrow the union)
         step = self.fold.receive(callback, now_ms=delivery_clock_ms(callback))
         self.report.duplicates += step.duplicate
         if self._on_derived is not None:  # else never build them (`--summary`, a state rebuild)
             _write(step.derived, self._on_derived)
+        return None
+
+    def _broken(self, where: str, reason: str) -> None:
+        self.report.broken += 1
+        print(f"{where}: {reason}", file=self._on_broken)
 
     def finish(self) -> tuple[Fold, ReplayReport]:
         """Flush every buffer (end of input) and return the fold with what was read."""
@@ -85,8 +101,8 @@ async def replay_topic(
     bootstrap_servers: str, topic: str, replayer: Replayer, *, from_ms: int | None = None
 ) -> tuple[Fold, ReplayReport]:
     """Replay the raw topic of a running cluster, from the beginning or from `from_ms`, up to its current end."""
-    async for entry in read_topic(bootstrap_servers, topic, from_ms=from_ms):
-        replayer.feed(entry)
+    async for batch in read_topic(bootstrap_servers, topic, from_ms=from_ms):
+        replayer.feed_batch(batch)
     return replayer.finish()
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from processor import replay
 from processor.core.fold import fold_all
 from processor.core.reorder import ReorderPolicy
+from processor.rawlog import RawBatch, RawEntry
 from processor.simulation import SessionShape, deliver, generate_session
 from schemas.callbacks import Envelope
 from schemas.decode import decode
@@ -184,6 +185,22 @@ def test_broken_lines_are_reported_with_their_number_and_reason_and_skipped(
     assert err.splitlines()[-1].startswith(f"replay: {len(BROKEN) + 3} lines, 2 callbacks, {len(BROKEN)} broken,")
     (state,) = [json.loads(line) for line in out.splitlines()]
     assert (state["sid"], state["status"], state["last_sequence"]) == ("sid-ok", 6, 1)
+
+
+def test_a_batch_of_records_folds_as_its_records_one_by_one_and_reports_a_broken_one_by_partition_and_offset(
+    broken_log: Path,
+) -> None:
+    lines = broken_log.read_bytes().splitlines()
+    by_entry, by_batch = (
+        replay.Replayer(policy=ReorderPolicy(), on_derived=io.StringIO(), on_broken=io.StringIO()) for _ in "ab"
+    )
+    for offset, line in enumerate(lines, start=40):
+        by_entry.feed(RawEntry(f"partition 2 offset {offset}", line))
+    by_batch.feed_batch(RawBatch(2, list(range(40, 40 + len(lines))), lines))
+    assert by_batch.report == by_entry.report
+    assert by_batch._on_broken.getvalue() == by_entry._on_broken.getvalue()  # type: ignore[attr-defined]
+    assert by_batch._on_broken.getvalue().startswith(f"partition 2 offset {40 + 2}: ")  # type: ignore[attr-defined]
+    assert by_batch.fold.snapshots() == by_entry.fold.snapshots()
 
 
 def test_strict_mode_exits_1_when_a_line_is_broken_and_0_otherwise(
