@@ -197,7 +197,7 @@ def retire(tracked: Tracked, *, now_ms: int, policy: RetentionPolicy) -> tuple[V
     drained = finish(tracked)
     if rec.ended:  # what was held included its session_exit: it ended rather than expired
         return "removed", drained
-    last_sequence = max((lane.received.highest() or 0 for lane in tracked.buffer.lanes.values()), default=0)
+    last_sequence = max((lane.received().highest() or 0 for lane in tracked.buffer.lanes.values()), default=0)
     expired = SessionExpired(
         event_id=event_id(rec.sid, rec.uid, last_sequence, SessionExpired.kind_name()),
         sid=rec.sid,
@@ -309,7 +309,7 @@ def fold_all(callbacks: Iterable[AnyCallback], policy: ReorderPolicy | None = No
 def snapshot(tracked: Tracked) -> RecordingState:
     """Describe one recording as a RecordingState."""
     rec, buffer = tracked.recording, tracked.buffer
-    received = _union(lane.received for lane in buffer.lanes.values())
+    received = _union(lane.received() for lane in buffer.lanes.values())
     # Every value below is already of its field's type (a unit test proves the model equals the validated one):
     # validating a snapshot cost more than folding the recording's callbacks did. Field order is the model's.
     fields = {

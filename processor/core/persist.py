@@ -66,7 +66,7 @@ def _dump_lane(lane: Lane) -> dict[str, Any]:
         "uid": lane.uid,
         "starts": sorted(lane.starts),
         "next_sequence": lane.next_sequence,
-        "received": lane.received.ranges,
+        "received": lane.received().ranges,
         "pending": [[arrived_ms, _body(callback)] for callback, arrived_ms in lane.pending.values()],
     }
 
@@ -87,6 +87,7 @@ def _load_lane(stored: dict[str, Any]) -> Lane:
         uid=stored["uid"],
         starts=set(stored["starts"]),
         next_sequence=stored["next_sequence"],
-        received=SequenceSet([list(pair) for pair in stored["received"]]),
+        # Stored: every number received. Kept: those released (below `next_sequence`); the held ones are pending's.
+        passed=SequenceSet([list(pair) for pair in stored["received"]]).below(stored["next_sequence"]),
         pending=pending,
     )

@@ -127,6 +127,20 @@ class SequenceSet:
         """Return the largest number, or None when empty."""
         return self.ranges[-1][1] if self.ranges else None
 
+    def add_run(self, low: int, high: int) -> None:
+        """Add the numbers `low` to `high`, all above every number in the set (a lane's released run)."""
+        ranges = self.ranges
+        if ranges and ranges[-1][1] + 1 == low:
+            ranges[-1][1] = high
+        else:
+            ranges.append([low, high])
+
+    def below(self, limit: int | None) -> SequenceSet:
+        """Return the numbers below `limit` (none if it is None), as a new set."""
+        if limit is None:
+            return SequenceSet()
+        return SequenceSet([[low, min(high, limit - 1)] for low, high in self.ranges if low < limit])
+
 
 @dataclass(slots=True)
 class Lane:
@@ -137,9 +151,19 @@ class Lane:
     starts: set[int] = field(default_factory=lambda: {0})
     #: The number the lane releases next; None until it knows where it starts.
     next_sequence: int | None = None
-    received: SequenceSet = field(default_factory=SequenceSet)
+    #: Numbers received and released, in order or late: all below `next_sequence`. Those received and held are
+    #: `pending`'s keys, all from `next_sequence` on. So an in-order run only ever extends the top range, and a
+    #: held number joins this set in the run that releases it, instead of a range of its own merged later.
+    passed: SequenceSet = field(default_factory=SequenceSet)
     #: sequence → (callback, arrival time ms) of callbacks held behind a missing number.
     pending: dict[int, tuple[AnyCallback, int]] = field(default_factory=dict)
+
+    def received(self) -> SequenceSet:
+        """Return every number received under this uid, released or held."""
+        numbers = SequenceSet([[low, high] for low, high in self.passed.ranges])
+        for sequence in sorted(self.pending):
+            numbers.add(sequence)
+        return numbers
 
     def release(self) -> Released:
         """Release the run of consecutive callbacks at the head of the lane."""
@@ -151,10 +175,12 @@ class Lane:
         if next_sequence not in pending:  # the hole is still open (the common case of a held callback)
             return []
         released: Released = []
+        first = next_sequence
         while (entry := pending.pop(next_sequence, None)) is not None:
             released.append(Delivered(entry[0]))
             next_sequence += 1
         self.next_sequence = next_sequence
+        self.passed.add_run(first, next_sequence - 1)
         return released
 
     def skip_hole(self, reason: GapReason) -> Released:
@@ -221,41 +247,45 @@ class ReorderBuffer:
         if next_sequence is None and sequence in lane.starts and (not pending or sequence < min(pending)):
             next_sequence = sequence  # the lane starts here
         taken: Taken | list[AnyCallback]
-        if next_sequence is None or sequence > next_sequence:
-            if len(pending) >= self.policy.max_buffered:
+        if next_sequence is None or sequence > next_sequence:  # received at or above the next: held, if at all
+            if sequence in pending:
+                taken = DUPLICATE
+            elif len(pending) >= self.policy.max_buffered:
                 return LEFT_FOR_OFFER  # a full lane skips its hole
-            taken = HELD
+            else:
+                taken = HELD
         elif sequence == next_sequence:
             taken = [callback] if pending else NEXT_IN_LINE  # a list: it fills the hole, a run follows
         else:
-            taken = LATE
+            taken = LATE if lane.passed.add(sequence) else DUPLICATE
         if now_ms > self.clock_ms:
             self.clock_ms = now_ms
         clock_ms = self.last_offer_ms = self.clock_ms
-        received = lane.received.ranges  # SequenceSet.add's first two cases inline: above all, never seen
-        top = received[-1] if received else None
-        if top is not None and top[1] + 1 == sequence:
-            top[1] = sequence
-        elif top is not None and sequence > top[1]:
-            received.append([sequence, sequence])
-        elif not lane.received.add(sequence):
-            return DUPLICATE
         if taken == NEXT_IN_LINE:
             lane.next_sequence = sequence + 1
+            passed = lane.passed.ranges  # SequenceSet.add_run, inline: once a delivery
+            if passed and passed[-1][1] + 1 == sequence:
+                passed[-1][1] = sequence
+            else:
+                passed.append([sequence, sequence])
         elif taken == HELD:
             pending[sequence] = (callback, clock_ms)
             self.waiting += 1
             if clock_ms + self.policy.gap_timeout_ms < self.expires_at_ms:
                 self.expires_at_ms = clock_ms + self.policy.gap_timeout_ms
         elif type(taken) is list:
+            first = sequence
             sequence += 1
             while (entry := pending.pop(sequence, None)) is not None:
                 taken.append(entry[0])
                 sequence += 1
             lane.next_sequence = sequence
+            lane.passed.add_run(first, sequence - 1)
             self.waiting -= len(taken) - 1
             if not self.waiting:  # nothing held anywhere now: no hole to time out
                 self.expires_at_ms = NEVER
+        elif taken == DUPLICATE:
+            return DUPLICATE
         if opens is not None:  # as `_open_after_failover`, which here releases nothing: that lane holds nothing
             self.lane(opens).starts.add(payload.sequence + 1)
         return taken
@@ -272,13 +302,16 @@ class ReorderBuffer:
         payload = callback.payload
         lane = self.lanes.get(payload.uid) or self.lane(payload.uid)
         sequence = payload.sequence
-        if not lane.received.add(sequence):
+        if lane.next_sequence is not None and sequence < lane.next_sequence:
+            if not lane.passed.add(sequence):
+                return None
+            released: Released = [Delivered(callback, late=True)]
+        elif sequence in lane.pending:
             return None
-        if sequence == lane.next_sequence and not lane.pending:  # the common case: next in line, nothing held
+        elif sequence == lane.next_sequence and not lane.pending:  # the common case: next in line, nothing held
             lane.next_sequence = sequence + 1
-            released: Released = [Delivered(callback)]
-        elif lane.next_sequence is not None and sequence < lane.next_sequence:
-            released = [Delivered(callback, late=True)]
+            lane.passed.add_run(sequence, sequence)
+            released = [Delivered(callback)]
         else:
             pending = lane.pending
             held = len(pending)
