@@ -13,16 +13,19 @@ memory its allocators keep after freeing included.
 
 The figure set against the target is the marginal cost: (RSS at a level − RSS at the level before) ÷ the recordings
 it added. With 10,000 open it is that of the next 10,000 (10,000 → 20,000 open), with 100,000 that of 20,000 →
-100,000. Each step is filled as the step before it was (a burst of starts), so what the first burst grows once (the
-first use of code paths, the high-water mark of the memory a burst needs for a while: recordings live in the state
-cache until idle, records in Kafka's fetch and Faust's stream buffers, garbage not yet collected; freed, but kept
-resident by the allocators) is in both readings, and the difference is what the added idle recordings hold. A
-baseline read after a warm-up that leaves no recording open does not do this: the memory the warm-up leaves free
-but resident absorbs the first recordings, and their RSS grows far less than what they hold. (RSS − cold RSS) ÷
-recordings at each level is reported too: it charges that one-time growth to the first recordings. The stored value
-(the table's value for a sid, read from its changelog) and key are the figures' baseline: the ratio is what holding
-a recording costs per byte of state. For RocksDB the bytes of its data dir (tables, write-ahead log, the rest) are
-reported too.
+100,000. Each step is filled as the step before it was (a burst of starts), so what the first burst grows once is
+in both readings (the high-water mark of what a burst holds for a while: records fetched ahead, recordings live in
+the state cache, outputs and snapshots on their way to the producer; freed afterwards, but kept resident by
+Python's and the C allocator, whose pages the recordings' own objects, made in between, pin), and the difference is
+what the added idle recordings hold. A baseline read after a warm-up that leaves no recording open does not do
+this: the memory the warm-up leaves free but resident absorbs the first recordings, and their RSS grows far less
+than what they hold. What a burst leaves resident varies between runs by about as much as 10,000 recordings hold
+(~10 MiB), so the figure with 10,000 open moves by several hundred bytes between runs, the one with 100,000 (80,000
+recordings apart) by far less. (RSS − cold RSS) ÷ recordings at each level is reported too: it charges that
+one-time growth to the first recordings.
+The stored value (the table's value for a sid, read from its changelog) and key are the figures' baseline: the
+ratio is what holding a recording costs per byte of state. For RocksDB the bytes of its data dir (tables,
+write-ahead log, the rest) are reported too.
 """
 
 from __future__ import annotations

@@ -16,18 +16,23 @@ from devenv.kafka import EmbeddedKafka
 pytestmark = pytest.mark.kafka
 
 
-def check_well_formed(result: BenchResult) -> None:
-    """Every comparison has a positive figure and baseline and a finite positive `<name>_ratio`."""
+def check_well_formed(result: BenchResult, *, signed: tuple[str, ...] = ()) -> None:
+    """Every comparison has a positive figure and baseline and a finite positive `<name>_ratio`.
+
+    A comparison whose name holds one of `signed` may have any finite figure: a difference of two readings that a
+    quick run's small sizes can leave at or below zero.
+    """
     document = json.loads(json.dumps(result.as_json()))
     assert document["method"]
     assert document["comparisons"]
     for name, item in document["comparisons"].items():
-        assert item["figure"]["value"] > 0, name
         assert item["baseline"]["value"] > 0, name
         assert item["figure"]["unit"] == item["baseline"]["unit"], name
         ratio = item[f"{name}_ratio"]
         assert math.isfinite(ratio), name
-        assert ratio > 0, name
+        if not any(part in name for part in signed):
+            assert item["figure"]["value"] > 0, name
+            assert ratio > 0, name
 
 
 @pytest.mark.timeout(120)
@@ -54,5 +59,7 @@ def test_the_quick_memory_recovery_and_scale_benchmarks_report_well_formed_posit
 ) -> None:
     ctx = Context(quick=True, workdir=tmp_path, bootstrap_servers=kafka.bootstrap_servers)
 
-    for result in (memory.run(ctx), recovery.run(ctx), scale.run(ctx)):
+    # The memory figure is the RSS 500 more idle recordings add (~0.6 MB): memory the allocators hold may absorb it.
+    check_well_formed(memory.run(ctx), signed=("_per_idle_recording_",))
+    for result in (recovery.run(ctx), scale.run(ctx)):
         check_well_formed(result)
