@@ -38,7 +38,10 @@ async def bare_seconds(bootstrap_servers: str, topic: str) -> tuple[float, int]:
     """Time a bare read of the topic to its end, `orjson.loads` of each record; return (seconds, records)."""
     started = time.perf_counter()
     tps = await topic_partitions(bootstrap_servers, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    # As `processor.rawlog.read_topic` reads (its comment says why "earliest").
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     count = 0
     try:
