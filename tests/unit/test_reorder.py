@@ -156,3 +156,15 @@ def test_sequence_set_keeps_runs_as_ranges_and_merges_holes_when_filled():
     assert 7 not in numbers
     assert list(numbers) == list(range(7))
     assert numbers.highest() == 6
+
+
+def test_a_held_number_joins_the_released_numbers_in_the_run_that_releases_it():
+    buffer = ReorderBuffer(POLICY)
+    for number in (0, 1, 3, 4):
+        buffer.offer(progress(number), T0)
+    (lane,) = buffer.lanes.values()
+    assert (lane.passed.ranges, sorted(lane.pending)) == ([[0, 1]], [3, 4])
+    assert lane.received().ranges == [[0, 1], [3, 4]]  # every number received, as a snapshot and the store see it
+    assert buffer.offer(progress(3), T0) is None  # held: a duplicate all the same
+    assert sequences(buffer.offer(progress(2), T0)) == [2, 3, 4]
+    assert (lane.passed.ranges, lane.pending) == ([[0, 4]], {})
