@@ -16,7 +16,7 @@ lag rather than a growing one: alert on commits standing still as well.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -86,6 +86,8 @@ class ProcessorMetrics:
     sessions_expired: Counter
     lag_seconds: Histogram
     processing_seconds: Histogram
+    #: (event type, outcome) → its child of `callbacks`: `.labels()` takes a lock and builds tuples, per delivery.
+    _callbacks_by_label: dict[tuple[int | None, str], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ProcessorMetrics:
@@ -156,7 +158,7 @@ class ProcessorMetrics:
                 the delivery's sequence number after `handle`).
         """
         outcome = "duplicate" if step.duplicate else "late" if step.late else "applied"
-        self.callbacks.labels(event_type=codes.EVENT_NAMES.get(event_type, UNKNOWN), outcome=outcome).inc()
+        self._callback_counter(event_type, outcome).inc()
         if step.duplicate:
             self.duplicates.inc()
             return
@@ -177,8 +179,15 @@ class ProcessorMetrics:
 
     def skipped(self, *, event_type: int | None = None) -> None:
         """Count a delivery that belongs to no recording (another product, the console's check)."""
-        name = UNKNOWN if event_type is None else codes.EVENT_NAMES.get(event_type, UNKNOWN)
-        self.callbacks.labels(event_type=name, outcome="skipped").inc()
+        self._callback_counter(event_type, "skipped").inc()
+
+    def _callback_counter(self, event_type: int | None, outcome: str) -> Any:
+        child = self._callbacks_by_label.get((event_type, outcome))
+        if child is None:
+            name = UNKNOWN if event_type is None else codes.EVENT_NAMES.get(event_type, UNKNOWN)
+            child = self.callbacks.labels(event_type=name, outcome=outcome)
+            self._callbacks_by_label[event_type, outcome] = child
+        return child
 
     def dead_letter(self, kind: str) -> None:
         """Count a record sent to the dead-letter topic: `Rejection.kind`, or the agent's own failure kind."""

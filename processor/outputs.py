@@ -1,0 +1,211 @@
+"""The worker's output records appended to one Kafka batch per topic partition and handed over with `send_batch`.
+
+`AIOKafkaProducer.send` costs tens of µs of Python per record (two coroutines, a future, metadata lookups, the
+pure-Python murmur2 partitioner); appending to a batch builder costs one C call. The batches still go through the
+producer's own accumulator and sender (acks, retries; the sender keeps one batch in flight per partition, so order
+within a partition holds). Adapted from the ingest's per-partition batches (ingest/batches.py), for many topics and
+with one acknowledgement per batch rather than per record: the worker only ever waits for all of its outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, cast
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import murmur2
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+#: The producer's `max_request_size` (aiokafka's default): a record that cannot fit in a request is refused.
+MAX_REQUEST_BYTES = 1_048_576
+#: Keys (sids) whose hash is remembered: a worker's live recordings fit; past the bound the least recently used go.
+KEY_HASH_CACHE_SIZE = 65_536
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@functools.lru_cache(maxsize=KEY_HASH_CACHE_SIZE)
+def key_hash(key: bytes) -> int:
+    """Return the key's murmur2 hash as aiokafka's (and Java's) default partitioner uses it (non-negative)."""
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+class _Lane:
+    """One topic partition's records: the batch being filled, full batches waiting, and whether one is in flight."""
+
+    __slots__ = ("acked", "builder", "full", "in_flight", "since", "tp")
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.builder: Any = None  # aiokafka's BatchBuilder (untyped)
+        #: Set once the broker acknowledged the batch being filled (or failed it).
+        self.acked: asyncio.Future[None] | None = None
+        #: When the batch being filled got its first record (event loop time).
+        self.since = 0.0
+        self.full: deque[tuple[Any, asyncio.Future[None]]] = deque()
+        self.in_flight = False
+
+    def has_records(self) -> bool:
+        return bool(self.full) or self.builder is not None
+
+    def take(self) -> tuple[Any, asyncio.Future[None]]:
+        """Remove and return the oldest full batch, else the one being filled."""
+        if self.full:
+            return self.full.popleft()
+        batch = self.builder, cast(asyncio.Future[None], self.acked)  # set with the builder
+        self.builder, self.acked = None, None
+        return batch
+
+
+class Outputs:
+    """Append records to per-partition batches of any topic; send them with `send_batch` after `linger_s`.
+
+    As in the producer, a partition has at most one batch in flight, the next one fills up until the broker
+    answers, and a record waits at most `linger_s` for others to join it before its batch is handed over. Due
+    batches are handed over together, so that the sender puts them in one request. `add` returns the future of the
+    record's batch, set once the broker acknowledged the batch (or failed it): the records of one batch share it.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
+        self.producer = producer
+        self._linger_s = linger_s
+        self._lanes: dict[tuple[str, int], _Lane] = {}
+        #: Lanes with records to send and none in flight, to be sent together when the linger ends.
+        self._lingering: set[_Lane] = set()
+        self._linger: asyncio.TimerHandle | None = None
+        #: Lanes free to send again, handed over by the next `_submit` task (one for all of them).
+        self._due: set[_Lane] = set()
+        self._submitting: asyncio.Task[None] | None = None
+        #: Acknowledgements of the batches handed to the producer and not yet answered.
+        self._in_flight: set[asyncio.Future[None]] = set()
+        self._loop = asyncio.get_running_loop()
+
+    def add(self, topic: str, key: bytes, value: bytes | None, headers: Headers) -> asyncio.Future[None] | None:
+        """Append a record to its partition's batch (keyed as the default partitioner would); return its batch's
+        acknowledgement. Returns None, adding nothing, while the producer knows no partitions of the topic (then
+        `wait_for_topic` and add again).
+
+        Raises:
+            KafkaError: the record is too large to be sent.
+        """
+        partitions = self.producer.client.cluster.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        size = len(key) + (len(value) if value is not None else 0)
+        if size > MAX_REQUEST_BYTES - 1024 and (
+            DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > MAX_REQUEST_BYTES
+        ):
+            raise MessageSizeTooLargeError(f"the record is larger than {MAX_REQUEST_BYTES} bytes")
+        listed = list(headers) if headers else []  # the builder takes a list only
+        ordered = list(partitions)  # the order AIOKafkaProducer._partition hands the partitioner
+        partition = ordered[key_hash(key) % len(ordered)]
+        lane = self._lanes.get((topic, partition))
+        if lane is None:
+            lane = self._lanes[topic, partition] = _Lane(TopicPartition(topic, partition))
+        builder = lane.builder
+        if builder is None or builder.append(timestamp=None, key=key, value=value, headers=listed) is None:
+            if builder is not None:  # full: it goes as it is, the record starts the next batch
+                lane.full.append((builder, cast(asyncio.Future[None], lane.acked)))  # set with the builder
+            lane.builder, lane.acked = self.producer.create_batch(), self._loop.create_future()
+            lane.builder.append(timestamp=None, key=key, value=value, headers=listed)  # the first always fits
+            lane.since = self._loop.time()
+            if not lane.in_flight:
+                if lane.full:  # a full batch has nothing to wait for
+                    self._make_due(lane)
+                elif lane not in self._due:
+                    self._linger_until_due(lane)
+        return lane.acked
+
+    async def wait_for_topic(self, topic: str) -> None:
+        """Wait until the producer knows the topic's partitions (raise KafkaError if it does not exist)."""
+        await self.producer.partitions_for(topic)
+
+    def pending(self) -> list[asyncio.Future[None]]:
+        """Return the acknowledgements of every batch not yet acknowledged: being filled, full or in flight."""
+        found = list(self._in_flight)
+        for lane in self._lanes.values():
+            found.extend(acked for _, acked in lane.full)
+            if lane.acked is not None:
+                found.append(lane.acked)
+        return found
+
+    def _linger_until_due(self, lane: _Lane) -> None:
+        """Send the lane's batch once its first record has waited `linger_s` (aiokafka's linger, from creation)."""
+        self._lingering.add(lane)
+        due = lane.since + self._linger_s
+        if self._linger is None or self._linger.when() > due:
+            if self._linger is not None:
+                self._linger.cancel()
+            self._linger = self._loop.call_at(due, self._lingered)
+
+    def _lingered(self) -> None:
+        self._linger = None
+        now, later = self._loop.time(), None
+        for lane in list(self._lingering):
+            due = lane.since + self._linger_s
+            if lane.in_flight or not lane.has_records():
+                self._lingering.discard(lane)
+            elif lane.full or due <= now:
+                self._make_due(lane)
+            else:
+                later = due if later is None else min(later, due)
+        if later is not None:
+            self._linger = self._loop.call_at(later, self._lingered)
+
+    def _make_due(self, lane: _Lane) -> None:
+        self._lingering.discard(lane)
+        self._due.add(lane)
+        if self._submitting is None:
+            self._submitting = self._loop.create_task(self._submit())
+
+    async def _submit(self) -> None:
+        """Hand every due lane's next batch to the producer (none of these awaits waits: see `_send`)."""
+        try:
+            while self._due:
+                lane = self._due.pop()
+                if lane.in_flight or not lane.has_records():
+                    continue
+                builder, acked = lane.take()
+                await self._send(lane, builder, acked)
+        finally:
+            self._submitting = None
+
+    async def _send(self, lane: _Lane, builder: Any, acked: asyncio.Future[None]) -> None:
+        builder.close()  # it has lingered here: the producer must not make it linger again
+        lane.in_flight = True
+        self._in_flight.add(acked)
+        try:
+            # Returns at once: the producer holds no batch of this partition (ours was acknowledged, or failed)
+            # and knows the topic (add checked it).
+            delivery = await self.producer.send_batch(builder, lane.tp.topic, partition=lane.tp.partition)
+        except KafkaError as exc:
+            self._delivered(lane, acked, exc)
+        except BaseException as exc:  # cancelled at shutdown, or a bug: nothing may wait for it in vain
+            self._delivered(lane, acked, KafkaError(repr(exc)))
+            raise
+        else:
+            delivery.add_done_callback(functools.partial(self._on_delivery, lane, acked))
+
+    def _on_delivery(self, lane: _Lane, acked: asyncio.Future[None], delivery: asyncio.Future[Any]) -> None:
+        error = delivery.exception() if not delivery.cancelled() else KafkaError("the delivery was cancelled")
+        if error is not None and not isinstance(error, KafkaError):
+            error = KafkaError(repr(error))
+        self._delivered(lane, acked, error)
+
+    def _delivered(self, lane: _Lane, acked: asyncio.Future[None], error: KafkaError | None) -> None:
+        self._in_flight.discard(acked)
+        if not acked.done():
+            if error is None:
+                acked.set_result(None)
+            else:
+                acked.set_exception(copy.copy(error))
+        lane.in_flight = False
+        if lane.full or (lane.builder is not None and lane.since + self._linger_s <= self._loop.time()):
+            self._make_due(lane)
+        elif lane.builder is not None:
+            self._linger_until_due(lane)  # as aiokafka does: a batch lingers from its creation, even after a send
