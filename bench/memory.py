@@ -194,7 +194,7 @@ def _cache_idle_s(settings: ProcessorSettings) -> float:
 
     The batch timer trims it once it has been idle PROCESSOR_STATE_CACHE_IDLE_MS; a second of margin.
     """
-    return (getattr(settings, "state_cache_idle_ms", 0) + 2 * settings.batch_within_ms) / 1000 + 1.0
+    return (settings.state_cache_idle_ms + 2 * settings.batch_within_ms) / 1000 + 1.0
 
 
 def _mean_len(latest: dict[bytes, bytes | None], keys: list[bytes]) -> float:
@@ -209,9 +209,8 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
     length); the changelog's copy of the same value (exact size) is shown beside it. The rest is sized with
     sys.getsizeof: the key object, the table's dict slot (Faust's memory store is a dict), and the agent's local
     view (four dicts keyed by sid: next tick, held callbacks, status, last delivery; two values are small cached
-    ints, two are 32-byte ints). Where the settings have a cache of live recordings (PROCESSOR_STATE_CACHE_RECORDINGS),
-    the traced bytes of a recording loaded from its value (the pipeline's `load`), for as many as it keeps, unless
-    idle recordings leave it (PROCESSOR_STATE_CACHE_IDLE_MS): the readings are of idle ones.
+    ints, two are 32-byte ints). No live recording object: the readings wait until every recording has left the
+    worker's state cache (PROCESSOR_STATE_CACHE_IDLE_MS), as an idle one does.
     """
     count = min(recordings, MODEL_RECORDINGS, len(starts.sids) - WARM_UP)
     keys = starts.sids[:count]
@@ -239,26 +238,7 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
         "table dict slot": slot,
         "local view (4 dicts + 2 ints)": 4 * slot + 2 * sys.getsizeof(big_int),
     }
-    settings = ProcessorSettings()
-    cached = min(recordings, int(getattr(settings, "state_cache_recordings", 0)))
-    if hasattr(settings, "state_cache_idle_ms"):  # idle recordings leave the cache: the readings wait for it
-        cached = 0
-    if cached and hasattr(pipeline, "load"):  # a worker that keeps recordings live between batches
-        parts["live recording object (state cache)"] = _live_bytes(pipeline, table, keys) * cached / recordings
     return Model(parts, exact, count)
-
-
-def _live_bytes(pipeline: Pipeline, table: dict[bytes, bytes], keys: list[bytes]) -> float:
-    """Return the traced bytes of one live recording as loaded from its stored value, plus its cache dict slot."""
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        cache = {key: pipeline.load(table[key]) for key in keys}
-        traced = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert len(cache) == len(keys)
-    return traced / len(keys)
 
 
 def _result(runs: list[StoreRun], model: Model, *, quick: bool, sources: str) -> BenchResult:
