@@ -144,18 +144,15 @@ class Outputs:
             self._linger = self._loop.call_at(due, self._lingered)
 
     def _lingered(self) -> None:
+        # Every lingering batch goes now, not only those that waited `linger_s`: the sender then puts them all in
+        # one produce request (it keeps one request in flight per broker), where batches due one after the other
+        # would each make a request of their own. A record never waits longer than `linger_s`; some wait less.
         self._linger = None
-        now, later = self._loop.time(), None
         for lane in list(self._lingering):
-            due = lane.since + self._linger_s
             if lane.in_flight or not lane.has_records():
                 self._lingering.discard(lane)
-            elif lane.full or due <= now:
-                self._make_due(lane)
             else:
-                later = due if later is None else min(later, due)
-        if later is not None:
-            self._linger = self._loop.call_at(later, self._lingered)
+                self._make_due(lane)
 
     def _make_due(self, lane: _Lane) -> None:
         self._lingering.discard(lane)
