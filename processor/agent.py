@@ -22,10 +22,10 @@ from faust.types import EventT
 from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
+from kafkaio.batches import PartitionBatches
 from processor.core.fold import RetentionPolicy, Tracked
 from processor.core.machine import event_ms
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
-from processor.outputs import Outputs
 from processor.pipeline import Batch, Outgoing, Pipeline, Result, Write, trim
 from processor.recovery import SafeRecoveryTableManager
 from processor.sensor import setup_sensors
@@ -180,7 +180,7 @@ class _Batches:
     alone would not say which is written first), and whatever a crash interrupts is read again. Batches end in
     order, and waiting for the acks holds up no processing.
 
-    At least once, the outputs are appended to per-partition Kafka batches of faust's own producer (`Outputs`:
+    At least once, the outputs are appended to per-partition Kafka batches of faust's own producer (`kafkaio.batches`:
     `producer.send` cost ~25 µs of Python per record, a tenth of the worker's CPU); a batch ends once every such
     batch holding its outputs is acknowledged. Exactly-once: each output is sent with faust's transaction manager
     (`maybe_start_producer`), in the transaction faust commits with the offsets.
@@ -201,7 +201,7 @@ class _Batches:
         self.transactional = settings.processing_guarantee == "exactly_once"
         self.linger_s = settings.producer_linger_ms / 1000
         #: The at-least-once outputs' batches, on faust's current producer (None until the first batch).
-        self.outputs: Outputs | None = None
+        self.outputs: PartitionBatches | None = None
         self.max_records, self.cache_limit = settings.batch_max_records, settings.state_cache_recordings
         self.cache_idle_ms = settings.state_cache_idle_ms
         self.topics = {
@@ -259,7 +259,7 @@ class _Batches:
         if not self.transactional:
             kafka = producer._ensure_producer()  # noqa: SLF001  # faust's aiokafka producer (it may be replaced)
             if self.outputs is None or self.outputs.producer is not kafka:
-                self.outputs = Outputs(kafka, linger_s=self.linger_s)
+                self.outputs = PartitionBatches(kafka, linger_s=self.linger_s)
             outputs = self.outputs
         self.open = _Open(Batch(self.pipeline, self.cache, self.table.get), stream, producer, outputs, self.epoch)
         return self.open
@@ -332,7 +332,7 @@ class _Open:
     stream: faust.StreamT[bytes]
     producer: Any
     #: Where outputs go at least once; None under exactly_once (each is sent with `producer`, acked in `acks`).
-    outputs: Outputs | None
+    outputs: PartitionBatches | None
     epoch: int
     events: list[EventT[bytes]] = field(default_factory=list)
     acks: list[Awaitable[Any]] = field(default_factory=list)

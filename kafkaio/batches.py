@@ -1,10 +1,10 @@
-"""The worker's output records appended to one Kafka batch per topic partition and handed over with `send_batch`.
+"""Records appended to one Kafka batch per topic partition and handed to aiokafka's producer with `send_batch`.
 
 `AIOKafkaProducer.send` costs tens of µs of Python per record (two coroutines, a future, metadata lookups, the
 pure-Python murmur2 partitioner); appending to a batch builder costs one C call. The batches still go through the
-producer's own accumulator and sender (acks, retries; the sender keeps one batch in flight per partition, so order
-within a partition holds). Adapted from the ingest's per-partition batches (ingest/batches.py), for many topics and
-with one acknowledgement per batch rather than per record: the worker only ever waits for all of its outputs.
+producer's own accumulator and sender (acks=all, idempotent sequence numbers, retries; the sender keeps one batch
+in flight per partition, so order within a partition holds). The ingest waits for each record's batch, the worker
+for all of its outputs' batches.
 """
 
 from __future__ import annotations
@@ -18,21 +18,14 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+from kafkaio.partitions import key_hash
 
 #: The producer's `max_request_size` (aiokafka's default): a record that cannot fit in a request is refused.
 MAX_REQUEST_BYTES = 1_048_576
-#: Keys (sids) whose hash is remembered: a worker's live recordings fit; past the bound the least recently used go.
-KEY_HASH_CACHE_SIZE = 65_536
 
 Headers = Sequence[tuple[str, bytes]]
-
-
-@functools.lru_cache(maxsize=KEY_HASH_CACHE_SIZE)
-def key_hash(key: bytes) -> int:
-    """Return the key's murmur2 hash as aiokafka's (and Java's) default partitioner uses it (non-negative)."""
-    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 class _Lane:
@@ -62,7 +55,7 @@ class _Lane:
         return batch
 
 
-class Outputs:
+class PartitionBatches:
     """Append records to per-partition batches of any topic; send them with `send_batch` after `linger_s`.
 
     As in the producer, a partition has at most one batch in flight, the next one fills up until the broker
@@ -124,6 +117,22 @@ class Outputs:
     async def wait_for_topic(self, topic: str) -> None:
         """Wait until the producer knows the topic's partitions (raise KafkaError if it does not exist)."""
         await self.producer.partitions_for(topic)
+
+    async def flush(self) -> None:
+        """Send every batch now and wait until each is acknowledged or failed."""
+        while True:
+            if self._linger is not None:
+                self._linger.cancel()
+                self._linger = None
+            for lane in self._lanes.values():
+                if lane.has_records() and not lane.in_flight:
+                    self._make_due(lane)
+            if self._submitting is not None:
+                await asyncio.wait([self._submitting])
+            elif self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+            else:
+                return
 
     def pending(self) -> list[asyncio.Future[None]]:
         """Return the acknowledgements of every batch not yet acknowledged: being filled, full or in flight."""

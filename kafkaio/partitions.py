@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 #: Keys (sids) whose hash is remembered. A recording sends a callback about once a minute for its whole life, so
-#: the live sids of a busy instance fit; past the bound the least recently used is forgotten (~130 B each).
+#: the live sids of a busy ingest or worker mostly fit; past the bound the least recently used is forgotten
+#: (~130 B each).
 KEY_HASH_CACHE_SIZE = 65_536
 
 

@@ -1,4 +1,4 @@
-"""The ingest's partitioner answers as aiokafka's default one, and remembers a bounded number of key hashes."""
+"""The shared partitioner answers as aiokafka's default one, and remembers a bounded number of key hashes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.partitions import KEY_HASH_CACHE_SIZE, key_hash, partition_for
+from kafkaio.partitions import KEY_HASH_CACHE_SIZE, key_hash, partition_for
 
 partition_lists = st.lists(st.integers(0, 10_000), min_size=1, max_size=64, unique=True)
 

@@ -1,5 +1,5 @@
-"""The worker's batched outputs (processor.outputs) against a real broker: same partitions, order, headers and
-tombstones as AIOKafkaProducer.send, and an acknowledgement only once the broker has the records."""
+"""Per-partition batches (kafkaio.batches) against a real broker: same partitions, order, headers and tombstones
+as AIOKafkaProducer.send, and an acknowledgement only once the broker has the records."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from processor.outputs import Outputs
+from kafkaio.batches import PartitionBatches
 from tests.conftest import TopicFactory
 
 pytestmark = pytest.mark.kafka
@@ -40,7 +40,7 @@ async def test_records_land_where_send_would_put_them_in_order(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     await producer.start()
     try:
-        outputs = Outputs(producer, linger_s=0.005)
+        outputs = PartitionBatches(producer, linger_s=0.005)
         acks = []
         sent: list[tuple[bytes, bytes]] = []
         for n in range(300):  # more than one batch per partition, some while others are in flight

@@ -1,0 +1,1 @@
+"""Kafka helpers both services share: the default partitioner with remembered hashes, per-partition batches."""
