@@ -45,12 +45,16 @@ async def _led(admin: AIOKafkaAdminClient, topics: list[str]) -> bool:
     return all(not t["error_code"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described)
 
 
-async def publish(bootstrap_servers: str, topic: str, lines: Sequence[bytes]) -> None:
-    """Write bodies keyed by sid, in order, as the ingest does (acks=all, idempotent)."""
+async def publish(bootstrap_servers: str, topic: str, lines: Sequence[bytes], *, per_s: float | None = None) -> None:
+    """Write bodies keyed by sid, in order, as the ingest does (acks=all, idempotent); at most `per_s` a second."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
     await producer.start()
+    loop = asyncio.get_running_loop()
+    began, pace_every = loop.time(), max(1, int(per_s // 10)) if per_s else 0
     try:
-        for line in lines:
+        for index, line in enumerate(lines):
+            if pace_every and index % pace_every == 0:  # ten steps a second
+                await asyncio.sleep(max(0.0, began + index / per_s - loop.time()))  # type: ignore[operator]
             await producer.send(topic, line, key=sid_of(line))  # queues; flush() below waits for the acks
         await producer.flush()
     finally:

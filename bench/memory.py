@@ -3,7 +3,8 @@
 One worker per store (`python -m processor worker`, default settings, its own topics) is started empty; once its
 /readyz answers 200 its RSS is read: the cold reading. Then it is filled level after level (10,000, 20,000 and
 100,000 open recordings): the starts of the sessions a level adds (uploader_started and recorder_started, from
-processor.simulation, in order) are published in one burst and, once its group has committed them and the state
+processor.simulation, in order) are published at a steady 2,000 a second (population.FILL_RECORDS_PER_S, below
+what the worker folds, so it keeps up) and, once its group has committed them and the state
 topic shows both callbacks applied for every sid, RSS is read again. A reading waits first until every recording has
 been idle longer than the worker keeps a live recording in its cache (PROCESSOR_STATE_CACHE_IDLE_MS, then a batch
 timer's period), so what it holds of each is its idle form, then a settle period (the worker idle but for its
@@ -13,15 +14,15 @@ memory its allocators keep after freeing included.
 
 The figure set against the target is the marginal cost: (RSS at a level − RSS at the level before) ÷ the recordings
 it added. With 10,000 open it is that of the next 10,000 (10,000 → 20,000 open), with 100,000 that of 20,000 →
-100,000. Each step is filled as the step before it was (a burst of starts), so what the first burst grows once is
-in both readings (the high-water mark of what a burst holds for a while: records fetched ahead, recordings live in
-the state cache, outputs and snapshots on their way to the producer; freed afterwards, but kept resident by
-Python's and the C allocator, whose pages the recordings' own objects, made in between, pin), and the difference is
-what the added idle recordings hold. A baseline read after a warm-up that leaves no recording open does not do
-this: the memory the warm-up leaves free but resident absorbs the first recordings, and their RSS grows far less
-than what they hold. What a burst leaves resident varies between runs by about as much as 10,000 recordings hold
-(~10 MiB), so the figure with 10,000 open moves by several hundred bytes between runs, the one with 100,000 (80,000
-recordings apart) by far less. (RSS − cold RSS) ÷ recordings at each level is reported too: it charges that
+100,000. Each step is filled as the step before it was, so what the first fill grows once is in both readings (the
+high-water mark of what processing holds for a while: records fetched ahead, recordings live in the state cache,
+outputs and snapshots on their way to the producer; freed afterwards, but kept resident by Python's and the C
+allocator, whose pages the recordings' own objects, made in between, pin), and the difference is what the added
+idle recordings hold. A baseline read after a warm-up that leaves no recording open does not do this: the memory
+the warm-up leaves free but resident absorbs the first recordings, and their RSS grows far less than what they hold.
+Published in one burst, the starts left a high-water that varied between runs by about as much as 10,000
+recordings hold (~10 MiB): the figure with 10,000 open moved from 1,176 to 3,015 B between runs; at the steady
+rate two runs gave 1,355 and 1,415 B. (RSS − cold RSS) ÷ recordings at each level is reported too: it charges that
 one-time growth to the first recordings.
 The stored value (the table's value for a sid, read from its changelog) and key are the figures' baseline: the
 ratio is what holding a recording costs per byte of state. For RocksDB the bytes of its data dir (tables,

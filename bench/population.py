@@ -32,6 +32,11 @@ from processor.simulation import SessionShape, generate_session, random_shape
 
 #: An open recording's callbacks: uploader_started (30) and recorder_started (40), what every session sends first.
 START_CALLBACKS = 2
+#: Start callbacks published a second, to each worker filled: below what a worker folds here (~5k/s, and the memory
+#: benchmark fills two at once), so it keeps up and buffers little, as when recordings start through the day rather
+#: than all at once. A burst left tens of MiB of fetch, stream and cache high-water resident, differing from burst to
+#: burst by more than 10,000 idle recordings hold.
+FILL_RECORDS_PER_S = 2_000
 #: Seconds a worker gets to fold this many records: ~1,000/s on 2 quiet cores, ~350/s seen on 2 loaded ones.
 BUDGET_S_PER_RECORD = 1 / 150
 
@@ -215,9 +220,10 @@ async def total_records(bootstrap_servers: str, topic: str) -> int:
 
 
 async def publish_starts(ctx: Context, settings: ProcessorSettings, starts: Starts, begin: int, end: int) -> None:
-    """Publish the starts of sessions begin … end − 1 to the worker's raw topic, keyed by sid as the ingest does."""
+    """Publish the starts of sessions begin … end − 1 to the worker's raw topic, keyed by sid as the ingest does,
+    at FILL_RECORDS_PER_S."""
     began = time.monotonic()
-    await brokerio.publish(ctx.broker, settings.raw_topic, starts.of(begin, end))
+    await brokerio.publish(ctx.broker, settings.raw_topic, starts.of(begin, end), per_s=FILL_RECORDS_PER_S)
     log(f"published {(end - begin) * START_CALLBACKS:,} start callbacks in {time.monotonic() - began:.1f}s")
 
 
