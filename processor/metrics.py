@@ -86,8 +86,8 @@ class ProcessorMetrics:
     sessions_expired: Counter
     lag_seconds: Histogram
     processing_seconds: Histogram
-    #: (event type, outcome) → its child of `callbacks`: `.labels()` takes a lock and builds tuples, per delivery.
-    _callbacks_by_label: dict[tuple[int | None, str], Any] = field(default_factory=dict)
+    #: (event type's label, outcome) → its child of `callbacks`: `.labels()` takes a lock and builds tuples.
+    _callbacks_by_label: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ProcessorMetrics:
@@ -182,11 +182,11 @@ class ProcessorMetrics:
         self._callback_counter(event_type, "skipped").inc()
 
     def _callback_counter(self, event_type: int | None, outcome: str) -> Any:
-        child = self._callbacks_by_label.get((event_type, outcome))
+        # Keyed by the label, not the number: a sender's unknown event types all share the `unknown` child.
+        name = UNKNOWN if event_type is None else codes.EVENT_NAMES.get(event_type, UNKNOWN)
+        child = self._callbacks_by_label.get((name, outcome))
         if child is None:
-            name = UNKNOWN if event_type is None else codes.EVENT_NAMES.get(event_type, UNKNOWN)
-            child = self.callbacks.labels(event_type=name, outcome=outcome)
-            self._callbacks_by_label[event_type, outcome] = child
+            child = self._callbacks_by_label[name, outcome] = self.callbacks.labels(event_type=name, outcome=outcome)
         return child
 
     def dead_letter(self, kind: str) -> None:
