@@ -18,7 +18,6 @@ from bench.services import answers, python, wait_for
 from devenv.kafka import free_port
 from devenv.processes import service
 from devenv.topics import TopicSpec
-from ingest.signature import sign
 
 #: Signed, but not with the ingest's secret: the ingest pays the whole verification (an HMAC per secret) for each.
 FORGED_WITH = b"not-the-ingest-secret"
@@ -65,20 +64,6 @@ def forged(bodies: list[bytes]) -> list[bytes]:
     return out
 
 
-def flood_script(path: Path, bodies: list[bytes]) -> None:
-    """Write the wrk script that posts these bodies with forged signatures."""
-    path.write_text(
-        FLOOD_LUA.format(
-            bodies=",".join(_lua_string(body) for body in bodies),
-            signatures=",".join(f'"{sign(body, FORGED_WITH)}"' for body in bodies),
-        )
-    )
-
-
-def _lua_string(data: bytes) -> str:
-    return '"' + "".join(f"\\{byte}" for byte in data) + '"'
-
-
 def flooded(url: str, valid: Path, flood: Path, *, seconds: int) -> tuple[dict[str, float], dict[str, float]]:
     """Run the valid wrk while a second wrk floods the same URL; return (valid, flood) RESULT numbers."""
     argv = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds + 2 * FLOOD_MARGIN_S}s", "-s", str(flood), url]
@@ -103,7 +88,7 @@ def run(ctx: Context) -> BenchResult:
     bodies = workload.noisy(BODIES, seed=ctx.seed).lines[:BODIES]
     valid, flood = ctx.workdir / "valid.lua", ctx.workdir / "flood.lua"
     lua_script(valid, bodies)
-    flood_script(flood, forged(bodies))
+    lua_script(flood, forged(bodies), secret=FORGED_WITH, template=FLOOD_LUA)
     seconds, rounds = ctx.size(full=10, quick=3), ctx.size(full=2, quick=1)
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/callbacks/agora"

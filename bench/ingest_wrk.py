@@ -66,12 +66,12 @@ def ensure_wrk() -> str:
     return found
 
 
-def lua_script(path: Path, bodies: list[bytes]) -> None:
-    """Write the wrk script that posts these bodies, each with its signature."""
+def lua_script(path: Path, bodies: list[bytes], *, secret: bytes = SECRET, template: str = LUA) -> None:
+    """Write the wrk script (`template`) that posts these bodies, each signed with `secret`."""
     path.write_text(
-        LUA.format(
+        template.format(
             bodies=",".join(_lua_string(body) for body in bodies),
-            signatures=",".join(f'"{sign(body, SECRET)}"' for body in bodies),
+            signatures=",".join(f'"{sign(body, secret)}"' for body in bodies),
         )
     )
 
