@@ -37,12 +37,6 @@ class Publisher(Protocol):
     async def publish(self, record: RawRecord) -> None:
         """Write one record and wait for its acknowledgement; raise PublishFailed otherwise."""
 
-    @staticmethod
-    async def _acknowledgement(acknowledged: asyncio.Future[None] | None) -> None:
-        if acknowledged is None:
-            raise PublishFailed("the topic has no partitions")
-        await acknowledged
-
     async def ready(self) -> bool:
         """Return whether the destination answers right now."""
 
@@ -115,7 +109,7 @@ class KafkaPublisher:
         batches = self._batches
         if batches is None:
             raise PublishFailed("not connected to Kafka yet")
-        headers = list(record.headers)
+        headers = record.headers  # the batches copy them into the list aiokafka's builder takes
         try:
             acknowledged = batches.add(record.key, record.value, headers)
             if acknowledged is None:  # the topic's partitions are not known yet: rare, and may take a while
