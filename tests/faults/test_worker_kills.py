@@ -6,22 +6,19 @@ import asyncio
 import contextlib
 import random
 import signal
-import urllib.error
 from pathlib import Path
 
 import pytest
 
 from tests.faults.support import publish_paced, read_to_end
-from tests.ingest_support import wait_until
 from tests.integration.worker_support import (
-    Worker,
     create_topics,
     event_ids_with_changed_content,
-    get,
     noisy_bodies,
     replay_states,
     running_worker,
     settle_state,
+    until_ready,
     worker_env,
 )
 
@@ -34,20 +31,6 @@ LOAD_PER_SECOND = 40
 #: Seconds a (re)started worker may take to be ready: Kafka's shortest session (the dead member's partitions move
 #: after 6 s) plus an exactly-once worker's changelog recovery (~11.5 s), on a busy machine.
 READY_S = 60
-
-
-async def ready(worker: Worker) -> None:
-    """Return once the worker holds its partitions and has recovered its table (bounded)."""
-
-    async def answers() -> bool:
-        worker.check_alive()
-        try:
-            status, _ = await asyncio.to_thread(get, f"{worker.url}/readyz")
-        except urllib.error.URLError:  # not listening yet
-            return False
-        return status == 200
-
-    await wait_until(answers, timeout_s=READY_S, every_s=0.2)
 
 
 @pytest.mark.timeout(240)
@@ -77,7 +60,7 @@ async def test_a_worker_killed_at_random_moments_under_load_ends_in_the_replay_s
         try:
             for _ in range(KILLS):
                 with running_worker(env, log) as worker:
-                    await ready(worker)
+                    await until_ready(worker, timeout_s=READY_S)
                     # A seeded moment of its processing: the backlog of its predecessor's dead time, and new load.
                     await asyncio.sleep(rng.uniform(0.1, 2.5))
                     assert not load.done(), "the load must go on during every kill"

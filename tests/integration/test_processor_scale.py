@@ -19,23 +19,11 @@ from tests.integration.worker_support import (
     replay_states,
     running_worker,
     settle_state,
+    until_ready,
     worker_env,
 )
 
 pytestmark = pytest.mark.kafka
-
-
-async def until_ready(worker: Worker, *, timeout_s: float = 60) -> None:
-    """Wait until the worker's /readyz answers 200 (its partitions assigned and recovered)."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            worker.check_alive()
-            try:
-                if (await asyncio.to_thread(get, f"{worker.url}/readyz"))[0] == 200:
-                    return
-            except OSError:  # its web server is not listening yet
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def until_it_holds_recordings(worker: Worker, *, timeout_s: float = 60) -> None:
@@ -73,9 +61,10 @@ async def sids_by_worker(workers: tuple[Worker, ...], expected: set[str], *, tim
     """
     async with asyncio.timeout(timeout_s):
         while True:
-            held = [await listed_sids(worker) for worker in workers]
-            if all(sids is not None for sids in held) and set().union(*held) >= expected:
-                return [sids for sids in held if sids is not None]
+            listed = [await listed_sids(worker) for worker in workers]
+            held = [sids for sids in listed if sids is not None]
+            if len(held) == len(workers) and set[str]().union(*held) >= expected:
+                return held
             await asyncio.sleep(0.5)
 
 

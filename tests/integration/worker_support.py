@@ -103,6 +103,19 @@ def running_worker(env: dict[str, str], log_path: Path) -> Iterator[Worker]:
             print(log_path.read_text(errors="replace")[-3000:])  # shown only if the test fails
 
 
+async def until_ready(worker: Worker, *, timeout_s: float = 60) -> None:
+    """Wait until the worker's /readyz answers 200 (its partitions assigned and recovered)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            worker.check_alive()
+            try:
+                if (await asyncio.to_thread(get, f"{worker.url}/readyz"))[0] == 200:
+                    return
+            except OSError:  # its web server is not listening yet
+                pass
+            await asyncio.sleep(0.2)
+
+
 async def publish(bootstrap_servers: str, topic: str, bodies: list[bytes]) -> None:
     """Write bodies keyed by sid, as the ingest does."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
