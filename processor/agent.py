@@ -23,6 +23,7 @@ from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
 from kafkaio.batches import PartitionBatches
+from processor import collector
 from processor.core.fold import RetentionPolicy, Tracked
 from processor.core.machine import event_ms
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
@@ -427,5 +428,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = ProcessorSettings()
     app = create_app(settings)
     worker = QuietWorker(app, loglevel=settings.log_level)  # web host and port come from the app's config
+    collector.settle()  # what is loaded by now lives as long as the process: no full collection scans it again
     worker.execute_from_commandline()
     return 0

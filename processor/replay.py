@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, TextIO, cast
 
+from processor import collector
 from processor.core.fold import Fold, SkipReason, delivery_clock_ms
 from processor.core.reorder import DEFAULT_GAP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED, ReorderPolicy
 from processor.rawlog import RawBatch, RawEntry, RawLogError, read_file, read_topic
@@ -40,12 +41,14 @@ class Replayer:
 
     def feed(self, entry: RawEntry) -> None:
         """Fold one stored delivery (a broken one is reported with where it was found, and skipped)."""
+        self.report.lines += 1
         reason = self._fold(entry.body)
         if reason is not None:
             self._broken(entry.where, reason)
 
     def feed_batch(self, batch: RawBatch) -> None:
         """Fold a batch of records as `feed` folds each (where a record was is spelled out only if it is broken)."""
+        self.report.lines += len(batch.bodies)
         fold = self._fold
         for index, body in enumerate(batch.bodies):
             reason = fold(body)
@@ -53,8 +56,7 @@ class Replayer:
                 self._broken(batch.where(index), reason)
 
     def _fold(self, body: bytes) -> str | None:
-        """Fold one body; return why it is broken, or None."""
-        self.report.lines += 1
+        """Fold one body (counted as read by the caller); return why it is broken, or None."""
         if not body or body.isspace():  # a blank line (isspace stops at the first other byte; strip copies)
             return None
         callback = decode_fast(body)
@@ -121,19 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     policy = ReorderPolicy(gap_timeout_ms=args.gap_timeout_ms, max_buffered=args.max_buffered)
     out = sys.stdout
     replayer = Replayer(policy=policy, on_derived=None if args.summary else out, on_broken=sys.stderr)
-    try:
-        if args.topic is not None:
-            fold, report = asyncio.run(replay_topic(args.bootstrap_servers, args.topic, replayer, from_ms=args.from_ms))
-        else:
-            for entry in read_file(args.file):
-                replayer.feed(entry)
-            fold, report = replayer.finish()
-    except (RawLogError, OSError) as error:
-        print(f"replay: {error}", file=sys.stderr)
-        return 2
-    if args.summary:
-        for state in fold.snapshots():
-            out.write(state.model_dump_json() + "\n")
+    with collector.settled():  # a full collection would scan all that is loaded, a young one what the fold keeps
+        try:
+            if args.topic is not None:
+                replayed = replay_topic(args.bootstrap_servers, args.topic, replayer, from_ms=args.from_ms)
+                fold, report = asyncio.run(replayed)
+            else:
+                for entry in read_file(args.file):
+                    replayer.feed(entry)
+                fold, report = replayer.finish()
+        except (RawLogError, OSError) as error:
+            print(f"replay: {error}", file=sys.stderr)
+            return 2
+        if args.summary:
+            for state in fold.snapshots():
+                out.write(state.model_dump_json() + "\n")
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report.skipped.items())) or "none"
     read = f"{report.lines} {'records' if args.topic else 'lines'}"
     print(
