@@ -96,7 +96,7 @@ def run(ctx: Context) -> BenchResult:
     bodies = workload.noisy(BODIES, seed=ctx.seed).lines[:BODIES]
     script = ctx.workdir / "post.lua"
     lua_script(script, bodies)
-    seconds, rounds = ctx.size(full=10, quick=3), ctx.size(full=2, quick=1)
+    seconds, rounds = ctx.size(full=10, quick=3), ctx.size(full=3, quick=1)
     ports = {name: free_port() for name in ("bare", "shim", "ingest")}
     servers = {
         "bare": ([sys.executable, "-c", BARE_SERVER.replace("PORT", str(ports["bare"]))], dict(os.environ)),

@@ -69,7 +69,7 @@ def run(ctx: Context) -> BenchResult:
     """Alternate bare read and replay over the run's raw topic; compare their best records/s."""
     raw = ctx.raw_topic()
     best = {"replay": 0.0, "bare": 0.0}
-    rounds = ctx.size(full=3, quick=1)
+    rounds = ctx.size(full=5, quick=1)
     for _ in range(rounds):
         for name, timed in (("bare", bare_seconds), ("replay", replay_seconds)):
             seconds, records = asyncio.run(timed(ctx.broker, raw.name))
