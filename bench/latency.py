@@ -149,6 +149,7 @@ async def through_bare_loop(ctx: Context, lines: list[bytes]) -> dict[int, float
 def _settings(ctx: Context) -> ProcessorSettings:
     app_id = brokerio.unique("latency")
     roles = ("raw", "ticks", "events", "state", "alerts", "dlq")
+    names: dict[str, Any] = {f"{role}_topic": f"{app_id}-{role}" for role in roles}
     return ProcessorSettings(
         bootstrap_servers=ctx.broker,
         app_id=app_id,
@@ -158,7 +159,7 @@ def _settings(ctx: Context) -> ProcessorSettings:
         # The default: at WARNING or above Faust's worker sets the root logger to DEBUG (for its terminal
         # spinner), and every debug call of Faust and aiokafka then builds a record (some of the worker's CPU).
         log_level="INFO",
-        **{f"{role}_topic": f"{app_id}-{role}" for role in roles},
+        **names,
     )
 
 

@@ -103,7 +103,7 @@ class BenchResult:
 
 def environment(argv: list[str], *, quick: bool) -> dict[str, Any]:
     """Return the machine and version facts of this run, and the command that made it."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

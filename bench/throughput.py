@@ -147,7 +147,7 @@ def worker_env(settings: ProcessorSettings) -> dict[str, str]:
 
 def _settings(ctx: Context, raw: RawTopic, store: str) -> ProcessorSettings:
     app_id = brokerio.unique("worker")
-    names = {f"{role}_topic": f"{app_id}-{role}" for role in ROLES}
+    names: dict[str, Any] = {f"{role}_topic": f"{app_id}-{role}" for role in ROLES}
     return ProcessorSettings(
         bootstrap_servers=ctx.broker,
         app_id=app_id,
@@ -194,7 +194,8 @@ def pipeline_alone(lines: list[bytes]) -> float:
     """
     settings = ProcessorSettings()
     size = settings.batch_max_records
-    pipeline, table = Pipeline(settings.reorder_policy, RetentionPolicy()), {}
+    pipeline = Pipeline(settings.reorder_policy, RetentionPolicy())
+    table: dict[bytes, bytes] = {}
     cache: dict[bytes, Tracked] = {}
     keys = [workload.sid_of(line) for line in lines]
     started = time.perf_counter()

@@ -36,7 +36,7 @@ class Workload:
         deliveries include the resends of the workload's noise.
         """
         seconds = sum((session[-1]["notifyMs"] - session[0]["notifyMs"]) / 1000 for session in self.sessions)
-        return len(self.lines) / seconds
+        return float(len(self.lines) / seconds)
 
 
 def build(records: int, *, seed: int, max_delay_ms: int, duplicate_rate: float) -> Workload:
