@@ -59,7 +59,7 @@ async def test_the_worker_ends_in_the_replay_state_and_dead_letters_poison(
 
         sid = sorted(expected)[0]
         status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/{sid}/")
-        assert status == 200
+        assert status == 200, body
         assert json.loads(body) == expected[sid]
         status, _ = await asyncio.to_thread(get, f"{worker.url}/recordings/no-such-sid/")
         assert status == 404
