@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from kafkaio.partitions import key_hash
+from kafkaio.partitions import partition_for
 
 #: The producer's `max_request_size` (aiokafka's default): a record that cannot fit in a request is refused.
 MAX_REQUEST_BYTES = 1_048_576
@@ -95,8 +95,8 @@ class PartitionBatches:
         ):
             raise MessageSizeTooLargeError(f"the record is larger than {MAX_REQUEST_BYTES} bytes")
         listed = list(headers) if headers else []  # the builder takes a list only
-        ordered = list(partitions)  # the order AIOKafkaProducer._partition hands the partitioner
-        partition = ordered[key_hash(key) % len(ordered)]
+        # The default partitioner's arguments, as AIOKafkaProducer._partition hands them (every key has one).
+        partition = partition_for(key, list(partitions), ())
         lane = self._lanes.get((topic, partition))
         if lane is None:
             lane = self._lanes[topic, partition] = _Lane(TopicPartition(topic, partition))
