@@ -50,11 +50,12 @@ async def publish(bootstrap_servers: str, topic: str, lines: Sequence[bytes], *,
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True)
     await producer.start()
     loop = asyncio.get_running_loop()
-    began, pace_every = loop.time(), max(1, int(per_s // 10)) if per_s else 0
+    began = loop.time()
+    pace_every, interval_s = (max(1, int(per_s // 10)), 1 / per_s) if per_s else (0, 0.0)
     try:
         for index, line in enumerate(lines):
             if pace_every and index % pace_every == 0:  # ten steps a second
-                await asyncio.sleep(max(0.0, began + index / per_s - loop.time()))  # type: ignore[operator]
+                await asyncio.sleep(max(0.0, began + index * interval_s - loop.time()))
             await producer.send(topic, line, key=sid_of(line))  # queues; flush() below waits for the acks
         await producer.flush()
     finally:
