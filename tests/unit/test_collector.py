@@ -19,6 +19,13 @@ class Node:
         self.other: Node | None = None
 
 
+def dropped_cycle() -> weakref.ref[Node]:
+    """Make a two-node cycle nothing else refers to; return a weak reference to one of its nodes."""
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    return weakref.ref(first)
+
+
 @pytest.fixture
 def pristine_collector() -> Iterator[None]:
     """Leave the collector as the test found it, whatever the test did."""
@@ -46,19 +53,13 @@ def test_settled_undoes_its_settings_when_the_block_raises(pristine_collector: N
 
 def test_a_cycle_made_while_settled_is_still_collected(pristine_collector: None) -> None:
     with collector.settled():
-        first, second = Node(), Node()
-        first.other, second.other = second, first
-        gone = weakref.ref(first)
-        del first, second
+        gone = dropped_cycle()
         gc.collect()
         assert gone() is None
 
 
 def test_settle_collects_start_up_garbage_before_freezing_it(pristine_collector: None) -> None:
-    first, second = Node(), Node()
-    first.other, second.other = second, first
-    gone = weakref.ref(first)
-    del first, second
+    gone = dropped_cycle()
     collector.settle()
     assert gone() is None  # freed, not frozen for the life of the process
     assert gc.get_freeze_count() > 0
