@@ -27,7 +27,7 @@ from processor import collector
 from processor.core.fold import RetentionPolicy, Tracked
 from processor.core.machine import event_ms
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
-from processor.pipeline import Batch, Outgoing, Pipeline, Result, Write, trim
+from processor.pipeline import Batch, InFlight, Outgoing, Pipeline, Result, Write, trim
 from processor.recovery import SafeRecoveryTableManager
 from processor.sensor import setup_sensors
 from processor.settings import ProcessorSettings
@@ -138,10 +138,10 @@ def create_app(
 
     @app.table_route(table=recordings, match_info="sid")
     async def owned_recording(web: Any, request: Any, sid: str) -> Any:
-        stored = recordings.get(sid.encode())
-        if stored is None:
+        state = batches.snapshot(sid.encode())
+        if state is None:
             return web.json({"error": f"unknown sid {sid}"}, status=404)
-        return web.bytes(pipeline.describe(stored), content_type="application/json")
+        return web.bytes(state, content_type="application/json")
 
     @app.page("/recordings/{sid}/")
     async def get_recording(web: Any, request: Any, sid: str) -> Any:
@@ -162,7 +162,7 @@ def create_app(
             return web.json({"error": "status and limit must be integers"}, status=400)
         size = min(max(limit, 1), 1000)
         keys = local.page(status=status, after=request.query.get("after", "").encode(), limit=size)
-        states = [json.loads(pipeline.describe(recordings[key])) for key in keys]
+        states = [json.loads(state) for state in map(batches.snapshot, keys) if state is not None]
         following = keys[-1].decode() if len(keys) == size else None
         return web.json({"recordings": states, "next": following})
 
@@ -215,7 +215,7 @@ class _Batches:
         #: emptied on every assignment, revocation and recovery, so it never outlives the partition it came from.
         self.cache: dict[bytes, Tracked] = {}
         #: Table keys whose live recording is newer than the table (their batch has not ended): never trimmed.
-        self.unstored: Counter[bytes] = Counter()
+        self.in_flight = InFlight()
         self.epoch, self.generation = 0, -1
         self.open: _Open | None = None
         self.ending: asyncio.Future[None] | None = None
@@ -249,7 +249,19 @@ class _Batches:
 
     def _trim(self) -> None:
         idle_since_ms = self.clock_ms() - self.cache_idle_ms
-        trim(self.cache, self.cache_limit, idle_since_ms=idle_since_ms, keep=self.unstored)
+        trim(self.cache, self.cache_limit, idle_since_ms=idle_since_ms, keep=self.in_flight)
+
+    def snapshot(self, key: bytes) -> bytes | None:
+        """Return the recording's newest snapshot sent to the state topic, None if it is unknown or forgotten.
+
+        The table lags the state topic by the acks of a batch's outputs; until it holds the batch, its snapshot is
+        answered from `in_flight`, so a reader who saw a snapshot on the topic never gets an older one here.
+        """
+        write = self.in_flight.get(key)
+        if write is not None:
+            return write.state.value
+        stored = self.table.get(key)
+        return None if stored is None else self.pipeline.describe(stored)
 
     async def _start(self, stream: faust.StreamT[bytes]) -> _Open:
         if self.generation != self.app.consumer_generation_id:  # a rebalance the signals did not tell us of
@@ -272,7 +284,10 @@ class _Batches:
         writes = opened.batch.writes()
         if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
             self.forget()
-        self.unstored.update(write.key for write in writes)
+        else:  # the query API lists what the state topic is about to show (else the rescan tells what is ours)
+            for write in writes:
+                self.local.note(write.key, opened.batch.changed[write.key])
+        self.in_flight.sent(writes)
         self._trim()
         for write in writes:
             await self._send(opened, write.state)
@@ -290,11 +305,7 @@ class _Batches:
             for write in writes:
                 _current_event.set(weakref.ref(opened.latest[write.key]))  # the changelog partition is the event's
                 _store(self.table, write)
-                self.unstored[write.key] -= 1
-                if self.unstored[write.key] <= 0:
-                    del self.unstored[write.key]
-                if opened.epoch == self.epoch:  # else the partition may be gone: the rescan tells what is ours
-                    self.local.note(write.key, opened.batch.changed[write.key])
+                self.in_flight.stored(write)
             for event in opened.events:
                 await opened.stream.ack(event)
         except Exception as exc:  # nothing of this batch or later ones is acked: it is all read again

@@ -9,7 +9,7 @@ moves these in and out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -214,6 +214,37 @@ class Write:
     key: bytes
     stored: bytes | None
     state: Outgoing
+
+
+class InFlight:
+    """The newest write of each table key whose batch has not ended in the table yet (its outputs await their acks).
+
+    Batches end in order, so a key is here exactly while the table holds an older recording than the one sent: the
+    query API answers the snapshot from here (never behind the state topic), and the cache keeps the live recording.
+    """
+
+    def __init__(self) -> None:
+        self._writes: dict[bytes, Write] = {}
+
+    def sent(self, writes: Iterable[Write]) -> None:
+        """Note a closed batch's writes: their snapshots are on their way to the state topic."""
+        for write in writes:
+            self._writes[write.key] = write
+
+    def stored(self, write: Write) -> None:
+        """Note that the table holds `write`; its key leaves unless a later batch changed it again."""
+        if self._writes.get(write.key) is write:
+            del self._writes[write.key]
+
+    def get(self, key: bytes) -> Write | None:
+        """Return the newest write of `key` not in the table yet, if any."""
+        return self._writes.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._writes
+
+    def __len__(self) -> int:
+        return len(self._writes)
 
 
 class Batch:

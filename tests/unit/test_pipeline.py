@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from processor.core.fold import RetentionPolicy, delivery_clock_ms, fold_all
 from processor.core.reorder import ReorderPolicy
-from processor.pipeline import Batch, Outgoing, Pipeline, trim
+from processor.pipeline import Batch, InFlight, Outgoing, Pipeline, trim
 from processor.simulation import deliver, generate_session
 from schemas.decode import decode
 from schemas.state import RecordingState
@@ -216,3 +216,34 @@ def test_trim_keeps_the_recordings_newer_than_the_table_whatever_their_age_or_th
         batch.writes()
     trim(cache, 1, idle_since_ms=T0 + 1, keep={b"s0"})
     assert list(cache) == [b"s0"]
+
+
+def test_in_flight_answers_a_keys_newest_snapshot_until_the_table_holds_the_batch_that_wrote_it():
+    cache: dict = {}
+    in_flight = InFlight()
+    first = Batch(PIPELINE, cache, {}.get)
+    first.callback(KEY, raw(40, 0), [], now_ms=T0)
+    (older,) = first.writes()
+    second = Batch(PIPELINE, cache, {}.get)
+    second.callback(KEY, raw(33, 1, {"progress": 1}), [], now_ms=T0)
+    (newer,) = second.writes()
+    in_flight.sent([older])
+    in_flight.sent([newer])
+    in_flight.stored(older)  # the first batch ended: the table still lacks the second one's recording
+    assert KEY in in_flight
+    assert in_flight.get(KEY) is newer
+    assert RecordingState.model_validate_json(newer.state.value or b"").last_sequence == 1
+    in_flight.stored(newer)
+    assert (KEY in in_flight, in_flight.get(KEY), len(in_flight)) == (False, None, 0)
+
+
+def test_in_flight_answers_a_tombstone_for_a_recording_forgotten_by_a_batch_not_yet_in_the_table():
+    stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
+    assert stored is not None
+    batch = Batch(PIPELINE, {}, {KEY: stored}.get)
+    batch.tick(KEY, now_ms=T0 + 600_000)
+    in_flight = InFlight()
+    in_flight.sent(batch.writes())
+    write = in_flight.get(KEY)
+    assert write is not None
+    assert write.state.value is None  # the query API answers 404 from now on
