@@ -73,7 +73,10 @@ bench: install kafka-jars ## Every benchmark, side by side with its baseline: be
 run: install kafka-jars ## Run Kafka (embedded unless KAFKA_BOOTSTRAP is set), the processor on :6066 and the ingest on :8080
 	$(BIN)/python -m devenv.run
 
+demo: install ## With `make run` up in another terminal: send noisy recordings, wait, check live state == replay
+	$(BIN)/python -m devenv.demo
+
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help install kafka-jars tools fmt lint schemas test-unit test-integration test-e2e test-faults test replay bench run clean
+.PHONY: help install kafka-jars tools fmt lint schemas test-unit test-integration test-e2e test-faults test replay bench run demo clean

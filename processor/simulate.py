@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from ingest.signature import sign
-from processor.simulation import Body, deliver, generate_session, random_shape
+from processor.simulation import Body, SessionShape, deliver, generate_session, random_shape
 
 #: Spec "Delivery": NCS resends at once, then at growing intervals, at most 3 retries.
 RETRY_DELAYS_S = (0.0, 1.0, 3.0)
@@ -47,6 +47,8 @@ class Options:
     failovers: bool = False
     retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S
     timeout_s: float = NCS_DEADLINE_S
+    #: The shapes of the first recordings (the rest are drawn at random): to be sure a mix holds some cases.
+    shapes: tuple[SessionShape, ...] = ()
 
 
 @dataclass(slots=True)
@@ -84,9 +86,12 @@ def deliveries(options: Options) -> list[Body]:
     """Return every simulated delivery (jittered, duplicated, dropped), all recordings interleaved by arrival."""
     rng = random.Random(options.seed)  # noqa: S311  # a seeded simulation, not cryptography
     out: list[Body] = []
-    for _ in range(options.recordings):
-        shape = random_shape(rng)
-        shape = replace(shape, failovers=max(1, shape.failovers) if options.failovers else 0)
+    for number in range(options.recordings):
+        if number < len(options.shapes):
+            shape = options.shapes[number]
+        else:
+            shape = random_shape(rng)
+            shape = replace(shape, failovers=max(1, shape.failovers) if options.failovers else 0)
         start_ms = START_MS + rng.randrange(options.recordings * START_SPREAD_MS_PER_RECORDING)
         bodies = generate_session(rng, shape, start_ms=start_ms)
         out += deliver(

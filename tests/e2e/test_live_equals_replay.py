@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from devenv.demo import differences
 from devenv.kafka import free_port
 from devenv.processes import Service
 from devenv.topics import TopicSpec, ensure_topics
@@ -67,18 +68,6 @@ async def settle_state(
     finally:
         await consumer.stop()
     return latest
-
-
-def differences(expected: Snapshots, actual: dict[str, Any]) -> dict[str, object]:
-    """Return, per sid, the fields (expected, actual) that differ, for a readable failure."""
-    out: dict[str, object] = {}
-    for sid, state in expected.items():
-        got = actual.get(sid)
-        if not isinstance(got, dict):
-            out[sid] = got
-        elif diff := {key: (value, got.get(key)) for key, value in state.items() if got.get(key) != value}:
-            out[sid] = diff
-    return out
 
 
 def reordered(sent: Path) -> int:
