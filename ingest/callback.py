@@ -7,7 +7,8 @@ from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
-from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER, shape
+from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID
+from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER, shape, spelled_integer
 
 #: The console's address check sends signed test events with this channel and uid (spec: What real senders
 #: do). They must be answered 200 but never reach the raw topic, where they would start a recording.
@@ -31,7 +32,18 @@ class Callback(NamedTuple):
     is_test: bool
 
 
-def inspect(raw_body: bytes) -> Callback:
+class OtherProduct(NamedTuple):
+    """A notice of another NCS product sent to the same address (RTC channel events are productId 1).
+
+    NCS posts the notices of every product a project subscribed to, and many customers configure one URL for all:
+    such a notice is no recording callback and has no `payload.sid`. It is answered 200, never published.
+    """
+
+    product_id: int
+    event_type: int | None
+
+
+def inspect(raw_body: bytes) -> Callback | OtherProduct:
     """Parse the raw body and check the envelope the raw topic relies on; raise InvalidCallback otherwise."""
     try:
         body = orjson.loads(raw_body)
@@ -48,8 +60,14 @@ def inspect(raw_body: bytes) -> Callback:
     return key_of(body)
 
 
-def key_of(body: dict[str, Any]) -> Callback:
-    """Return what keys a parsed body (checked for depth and repeated names); raise InvalidCallback otherwise."""
+def key_of(body: dict[str, Any]) -> Callback | OtherProduct:
+    """Return what keys a parsed body (checked for depth and repeated names), or the other product it is from.
+
+    Raise InvalidCallback when it is neither.
+    """
+    product_id = _product_id(body)
+    if product_id != CLOUD_RECORDING_PRODUCT_ID:
+        return OtherProduct(product_id=product_id, event_type=_integer(body.get("eventType")))
     payload = body.get("payload")
     if not isinstance(payload, dict):
         raise InvalidCallback("payload is missing or not an object")
@@ -67,6 +85,21 @@ def key_of(body: dict[str, Any]) -> Callback:
         notice_id=_notice_id(body),
         is_test=is_test,
     )
+
+
+def _product_id(body: dict[str, Any]) -> int:
+    """Return the body's productId (an integer, however spelled); raise InvalidCallback otherwise.
+
+    Absent, it is Cloud Recording: legacy bodies (before 2019-08) carry none (spec: field drift). A string of
+    ASCII digits ("1") is the number it spells, as the processor's decoder reads it: numbers arrive as strings in
+    the wild. Anything that is no integer within ±MAX_SAFE_INTEGER (true, null, {}, "one", 1.5) names no product:
+    a 400, where the decoder's lax parsing would have read true as 1.
+    """
+    value = body.get("productId", CLOUD_RECORDING_PRODUCT_ID)
+    product_id = spelled_integer(value) if isinstance(value, str) else _integer(value)
+    if product_id is None:
+        raise InvalidCallback(f"productId is not an integer within ±{MAX_SAFE_INTEGER} (or a string of digits)")
+    return product_id
 
 
 def _surely_without_duplicate_keys(raw_body: bytes, body: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 from ingest.callback import TEST_CHANNEL, TEST_UID
 from ingest.settings import PROVIDERS, IngestSettings
 from ingest.signature import AGORA, ANYRTC
+from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID
 from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER
 
 PATH = "/openapi.json"
@@ -14,6 +15,11 @@ PATH = "/openapi.json"
 CALLBACK_PATH_TEMPLATE = "/v1/callbacks/{provider}"
 
 Json = dict[str, Any]
+
+#: A productId spelled as a string: at most as many ASCII digits as MAX_SAFE_INTEGER has, blanks around them.
+_DIGITS = len(str(MAX_SAFE_INTEGER))
+SPELLED_PRODUCT_ID = rf"^\s*[0-9]{{1,{_DIGITS}}}\s*$"
+SPELLED_RECORDING_PRODUCT_ID = rf"^\s*0{{0,{_DIGITS - 1}}}{CLOUD_RECORDING_PRODUCT_ID}\s*$"
 
 
 def document(settings: IngestSettings) -> Json:
@@ -98,9 +104,11 @@ def _post_callback(settings: IngestSettings) -> Json:
         "description": (
             "The body is published to Kafka byte for byte, keyed by `payload.sid`, and answered 200 only after the "
             f"broker's acknowledgement. The console's test events (`payload.cname` {TEST_CHANNEL!r}, `payload.uid` "
-            f"{TEST_UID!r}) are verified and answered 200 without `sid` or `eventType`, and never published. Of "
-            "the signature headers, the first present decides, in the order Agora-Signature-V2, Agora-Signature "
-            "(anyRTC: Ar-Signature first)."
+            f"{TEST_UID!r}) are verified and answered 200 without `sid` or `eventType`, and never published. So are "
+            f"the notices of other NCS products (a `productId` other than {CLOUD_RECORDING_PRODUCT_ID}, e.g. RTC "
+            "channel events), which share the address when a project configured one URL for all. Of the signature "
+            "headers, the first present decides, in the order Agora-Signature-V2, Agora-Signature (anyRTC: "
+            "Ar-Signature first)."
         ),
         "security": [{name: []} for name in _security_schemes()],
         "requestBody": {
@@ -108,10 +116,11 @@ def _post_callback(settings: IngestSettings) -> Json:
             "content": {"application/json": {"schema": _ref("Callback")}},
         },
         "responses": {
-            "200": _empty_ok("Durably stored (or a console test event)."),
+            "200": _empty_ok("Durably stored; or, never published, a console test event or another product's notice."),
             "400": _error(
-                "Not a keyable callback: not JSON, not an object, no non-empty string `payload.sid`, no integer "
-                f"`eventType`, nested deeper than {MAX_DEPTH} levels, or an object repeating a key."
+                "Not a keyable callback: not JSON, not an object, a `productId` that is no integer, no non-empty "
+                f"string `payload.sid`, no integer `eventType`, nested deeper than {MAX_DEPTH} levels, or an object "
+                "repeating a key."
             ),
             "401": _error("Missing signature, or none of the provider's secrets verifies it."),
             "404": _error("Unknown provider."),
@@ -144,12 +153,27 @@ def _schemas() -> Json:
     return {
         "Callback": {
             "description": (
-                "What the ingest checks of an NCS body; every other field is kept as sent. Also refused: nesting "
-                f"deeper than {MAX_DEPTH} levels and objects repeating a key (neither expressible here)."
+                "What the ingest checks of an NCS body: a Cloud Recording callback, or another product's notice; "
+                f"every other field is kept as sent. Also refused: nesting deeper than {MAX_DEPTH} levels and "
+                "objects repeating a key (neither expressible here)."
             ),
+            "anyOf": [_ref("RecordingCallback"), _ref("OtherProductNotice")],
+        },
+        "RecordingCallback": {
+            "description": "A Cloud Recording callback: published, keyed by `payload.sid`.",
             "type": "object",
             "required": ["eventType", "payload"],
             "properties": {
+                "productId": {
+                    "description": (
+                        f"Cloud Recording ({CLOUD_RECORDING_PRODUCT_ID}), as a number or a string of digits. Legacy "
+                        "bodies (before 2019-08) have none."
+                    ),
+                    "anyOf": [
+                        {"const": CLOUD_RECORDING_PRODUCT_ID},
+                        {"type": "string", "pattern": SPELLED_RECORDING_PRODUCT_ID},
+                    ],
+                },
                 "eventType": {
                     "description": "The callback's type: any integer (40 or 40.0) is accepted and published.",
                     "type": "integer",
@@ -169,6 +193,32 @@ def _schemas() -> Json:
                 },
                 "noticeId": {"description": "Copied to the record's `notice-id` header when a string or integer."},
                 "notificationId": {"description": "The legacy name of `noticeId`."},
+            },
+        },
+        "OtherProductNotice": {
+            "description": (
+                "The notice of another NCS product (RTC channel events are productId 1): answered 200, counted, "
+                "never published. Nothing else of it is checked."
+            ),
+            "type": "object",
+            "required": ["productId"],
+            "properties": {
+                "productId": {
+                    "description": "Any integer but Cloud Recording's, as a number or a string of digits.",
+                    "anyOf": [
+                        {
+                            "type": "integer",
+                            "minimum": -MAX_SAFE_INTEGER,
+                            "maximum": MAX_SAFE_INTEGER,
+                            "not": {"const": CLOUD_RECORDING_PRODUCT_ID},
+                        },
+                        {
+                            "type": "string",
+                            "pattern": SPELLED_PRODUCT_ID,
+                            "not": {"pattern": SPELLED_RECORDING_PRODUCT_ID},
+                        },
+                    ],
+                }
             },
         },
         "Empty": {

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from prometheus_client import Counter
 
-from ingest.callback import Callback, InvalidCallback, inspect
+from ingest.callback import Callback, InvalidCallback, OtherProduct, inspect
 from ingest.histograms import HistogramChild
 from ingest.logs import Throttle
 from ingest.metrics import IngestMetrics
@@ -24,6 +24,13 @@ UNSIGNED = "unsigned"
 #: At most one "signature refused" line per provider and reason this often (ingest_signature_failures_total
 #: counts every refusal).
 REFUSAL_LOG_INTERVAL_MS = 1000
+#: At most one "other product's notice answered" line per provider and product this often: a project's RTC channel
+#: events arrive by the thousand (ingest_requests_total{outcome="other_product"} counts every one).
+OTHER_PRODUCT_LOG_INTERVAL_MS = 1000
+#: Products with a log line of their own (productId 1 RTC channel events, 17 Conversational AI, 20 Real-Time STT,
+#: per Agora's NCS pages). Any other shares the line "other": the throttle keeps a key per product, and a signed
+#: body may carry any integer.
+LOGGED_PRODUCTS = frozenset({1, 17, 20})
 
 
 class Outcome(StrEnum):
@@ -32,6 +39,7 @@ class Outcome(StrEnum):
     PUBLISHED = "published"
     TEST_EVENT = "test_event"
     PROBE = "probe"
+    OTHER_PRODUCT = "other_product"
     BAD_SIGNATURE = "bad_signature"
     BAD_REQUEST = "bad_request"
     TOO_LARGE = "too_large"
@@ -59,8 +67,12 @@ class Provider:
     allow_unsigned: bool = False
 
 
+#: The outcomes answered 200; every other one is a refusal.
+ANSWERED_OK = frozenset({Outcome.PUBLISHED, Outcome.TEST_EVENT, Outcome.PROBE, Outcome.OTHER_PRODUCT})
+
 #: The answers that carry no reason of their own are made once.
 PUBLISHED = Result(Outcome.PUBLISHED, 200)
+OTHER_PRODUCT = Result(Outcome.OTHER_PRODUCT, 200)
 UNAVAILABLE = Result(Outcome.UNAVAILABLE, 503, "the callback could not be stored; retry later")
 
 
@@ -98,6 +110,7 @@ class Ingest:
         self._requests: dict[tuple[str, Outcome], Counter] = {}
         self._instance_header = instance_id.encode()
         self._refusals_logged = Throttle(REFUSAL_LOG_INTERVAL_MS)
+        self._other_products_logged = Throttle(OTHER_PRODUCT_LOG_INTERVAL_MS)
 
     async def receive(self, provider: Provider, raw: bytes, headers: Mapping[str, str], *, received_ms: int) -> Result:
         """Handle one POSTed body and return the answer (outcomes are counted here)."""
@@ -111,6 +124,10 @@ class Ingest:
         except InvalidCallback as exc:
             log.info("callback refused", extra={"provider": provider.name, "reason": str(exc)})
             return self.count(provider.name, Result(Outcome.BAD_REQUEST, 400, str(exc)))
+        if isinstance(callback, OtherProduct):
+            # Another product's notice to the shared address: a refusal would only make NCS send it again.
+            self._log_other_product(provider, callback)
+            return self.count(provider.name, OTHER_PRODUCT)
         if callback.is_test:
             # The console's address check: answer it, but never let it become a recording.
             log.info("console test event answered", extra={"provider": provider.name})
@@ -151,6 +168,18 @@ class Ingest:
             extra = {"provider": provider.name, "reason": reason, "bytes": len(raw), "held_back": held_back}
             log.warning("signature refused", extra=extra)
         return None
+
+    def _log_other_product(self, provider: Provider, notice: OtherProduct) -> None:
+        product = str(notice.product_id) if notice.product_id in LOGGED_PRODUCTS else "other"
+        held_back = self._other_products_logged.allow((provider.name, product), now_ms=self.clock_ms())
+        if held_back is not None:
+            extra = {
+                "provider": provider.name,
+                "product_id": notice.product_id,
+                "event_type": notice.event_type,
+                "held_back": held_back,
+            }
+            log.info("other product's notice answered, not published", extra=extra)
 
     def _record(self, bound: _Bound, raw: bytes, callback: Callback, *, signature: str, received_ms: int) -> RawRecord:
         headers = [

@@ -76,12 +76,12 @@ def decode_object(body: Any) -> Decoded:
         return _invalid(FieldProblem(field="(body)", problem=f"nested deeper than {MAX_DEPTH} levels"))
     product_id = body.get("productId", CLOUD_RECORDING_PRODUCT_ID)
     # As for eventType below: "7" is another product, not a malformed recording callback.
-    product_id = _spelled_integer(product_id) if isinstance(product_id, str) else product_id
+    product_id = spelled_integer(product_id) if isinstance(product_id, str) else product_id
     if type(product_id) is int and product_id != CLOUD_RECORDING_PRODUCT_ID:
         # Other products number their events differently: recording schemas do not apply.
         return OtherProduct(product_id=product_id)
     event_type = body.get("eventType")
-    if isinstance(event_type, str) and (spelled := _spelled_integer(event_type)) is not None:
+    if isinstance(event_type, str) and (spelled := spelled_integer(event_type)) is not None:
         # Numbers arrive as strings in the wild; a Literal[42] tag would refuse "42".
         body = {**body, "eventType": spelled}
     try:
@@ -128,7 +128,7 @@ def shape(value: Any) -> Shape:
     return Shape(too_deep=False, big_numbers=big)
 
 
-def _spelled_integer(text: str) -> int | None:
+def spelled_integer(text: str) -> int | None:
     """Return the integer a string spells in ASCII digits ("42", " 7 "), else None."""
     digits = text.strip()
     # ASCII only: int() also reads other scripts' digits, which pydantic would refuse. Bounded length: past

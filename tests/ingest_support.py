@@ -72,6 +72,28 @@ def legacy_body(*, sid: str = "sid-legacy") -> bytes:
     )
 
 
+def rtc_channel_body(
+    *, event_type: int = 102, product_id: object = 1, notice_id: str = "1205703979:24226:102", **payload: object
+) -> bytes:
+    """Return an RTC channel event as NCS posts it (101 created, 102 destroyed): a top-level `sid`, none in the
+    payload, a numeric uid, a `noticeId` of the shape `<id>:<id>:<eventType>`."""
+    body = {
+        "noticeId": notice_id,
+        "productId": product_id,
+        "eventType": event_type,
+        "notifyMs": 1_611_566_412_672,
+        "sid": "0A7E1B2C3D4E5F60718293A4B5C6D7E8",
+        "payload": {
+            "channelName": "room",
+            "ts": 1_560_496_834,
+            "uid": 12_121_212,
+            "clientSeq": 1_625_051_030_746,
+            **payload,
+        },
+    }
+    return orjson.dumps(body)
+
+
 def console_test_body() -> bytes:
     """Return a console address-check event (channel test_webhook, uid 12121212)."""
     return callback_body(sid="test-sid", cname="test_webhook", uid="12121212")

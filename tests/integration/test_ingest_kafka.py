@@ -1,4 +1,4 @@
-"""The ingest against a real Kafka broker: durable before 200, 503 on outages, side by side, drained."""
+"""The ingest against a real Kafka broker: durable before 200, 503 on outages, side by side, other products skipped."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from devenv.kafka import EmbeddedKafka, free_port
 from ingest.app import init_app
 from ingest.settings import IngestSettings
 from tests.conftest import TopicFactory
-from tests.ingest_support import AGORA_SECRET, agora_headers, callback_body, wait_until
+from tests.ingest_support import AGORA_SECRET, agora_headers, callback_body, rtc_channel_body, wait_until
 from tests.integration.test_kafka_publisher import consume
 
 pytestmark = pytest.mark.kafka
@@ -91,6 +91,25 @@ async def test_every_200_is_already_on_the_log_when_it_is_answered(
             assert status == 200
             # Read from the broker right after the answer: an acks=all write is already there.
             assert await end_offset(bootstrap_servers, topic) == n + 1
+
+
+async def test_rtc_channel_events_are_answered_200_without_a_record_while_recording_callbacks_are_published(
+    bootstrap_servers: str, topic_factory: TopicFactory
+) -> None:
+    topic = await topic_factory("shared-address")
+    recording = callback_body(sid="sid-rec", notice_id="n-rec")
+    async with serve(settings(bootstrap_servers, topic)) as client:
+        # One address for every product, as many projects configure it: channel created, a recording, destroyed.
+        assert (await post(client, rtc_channel_body(event_type=101, notice_id="1205703979:24226:101")))[0] == 200
+        assert (await post(client, recording))[0] == 200
+        assert (await post(client, rtc_channel_body(event_type=102, product_id="1")))[0] == 200
+        metrics = await (await client.get("/metrics")).text()
+    # Every publish is acknowledged (acks=all) before its 200: after the last answer, the log holds all of them.
+    assert await end_offset(bootstrap_servers, topic) == 1
+    (record,) = await consume(bootstrap_servers, topic, 1)
+    assert (record.key, record.value) == (b"sid-rec", recording)
+    assert 'ingest_requests_total{outcome="other_product",provider="agora"} 2.0' in metrics
+    assert 'ingest_requests_total{outcome="published",provider="agora"} 1.0' in metrics
 
 
 async def test_an_unreachable_broker_gets_503_with_retry_after_and_readyz_fails(topic_factory: TopicFactory) -> None:

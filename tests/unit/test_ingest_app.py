@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from ingest.app import init_app
+from ingest.keys import INGEST
+from ingest.service import ANSWERED_OK, Outcome
 from ingest.settings import IngestSettings
 from ingest.signature import sign
 from tests.ingest_support import (
@@ -22,11 +28,14 @@ from tests.ingest_support import (
     callback_body,
     console_test_body,
     legacy_body,
+    rtc_channel_body,
     wait_until,
 )
 
 AGORA = "/v1/callbacks/agora"
 ANYRTC = "/v1/callbacks/anyrtc"
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "recording.rules.yml"
+NON_2XX_RATIO = "provider:ingest_requests_non_2xx:ratio_rate5m"
 Client = TestClient[web.Request, web.Application]
 
 
@@ -195,7 +204,10 @@ async def test_agora_secrets_do_not_verify_anyrtc_callbacks(client: Client, publ
         (b"{not json", "not JSON"),
         (b'["an", "array"]', "not a JSON object"),
         (b'{"eventType": 40, "payload": {"cname": "room"}}', "payload.sid"),
+        (b'{"productId": 3, "eventType": 40, "sid": "top", "payload": {"cname": "room"}}', "payload.sid"),
         (b'{"payload": {"sid": "x"}}', "eventType"),
+        (b'{"productId": true, "eventType": 40, "payload": {"sid": "x"}}', "productId"),
+        (b'{"productId": {}, "eventType": 102, "sid": "x", "payload": {}}', "productId"),
     ],
 )
 async def test_a_signed_body_that_is_not_a_keyable_callback_is_a_400_with_the_reason(
@@ -259,6 +271,75 @@ async def test_a_signed_console_test_event_is_answered_200_but_not_published(
 
 async def test_an_unsigned_console_test_event_is_refused(client: Client) -> None:
     assert (await client.post(AGORA, data=console_test_body())).status == 401
+
+
+# --- other NCS products posting to the same address ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("event_type", "product_id"), [(101, 1), (102, 1), (102, "1"), (1001, 17)])
+async def test_another_products_signed_notice_is_answered_200_counted_and_never_published(
+    client: Client, publisher: MemoryPublisher, registry: CollectorRegistry, event_type: int, product_id: object
+) -> None:
+    body = rtc_channel_body(event_type=event_type, product_id=product_id)
+    response = await client.post(AGORA, data=body, headers=agora_headers(body))
+    assert (response.status, await response.read()) == (200, b"{}")
+    assert publisher.records == []
+    assert sample(registry, "ingest_requests_total", provider="agora", outcome="other_product") == 1
+    assert sample(registry, "ingest_publish_duration_seconds_count", provider="agora") == 0
+
+
+async def test_another_products_notice_with_a_forged_signature_is_a_401(
+    client: Client, publisher: MemoryPublisher, registry: CollectorRegistry
+) -> None:
+    body = rtc_channel_body()
+    forged = agora_headers(body, b"not-our-secret")
+    assert (await client.post(AGORA, data=body, headers=forged)).status == 401
+    assert (await client.post(AGORA, data=body)).status == 401
+    assert publisher.records == []
+    assert sample(registry, "ingest_requests_total", provider="agora", outcome="bad_signature") == 2
+    assert sample(registry, "ingest_requests_total", provider="agora", outcome="other_product") == 0
+
+
+async def test_another_products_unsigned_notice_passes_only_where_unsigned_is_allowed(
+    make_client: Callable[..., Awaitable[Client]], publisher: MemoryPublisher, registry: CollectorRegistry
+) -> None:
+    client = await make_client(agora_secrets=[], anyrtc_secrets=[], allow_unsigned=True)
+    assert (await client.post(AGORA, data=rtc_channel_body())).status == 200
+    assert publisher.records == []
+    assert sample(registry, "ingest_requests_total", provider="agora", outcome="other_product") == 1
+
+
+async def test_other_products_log_one_line_per_product_a_second_and_count_every_notice(
+    client: Client, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1_700_000_000_000]
+    client.app[INGEST].clock_ms = lambda: now[0]
+    caplog.set_level(logging.INFO, logger="ingest.service")
+    # RTC (1) and Conversational AI (17) have a line each; unknown products (5, 6, 2**40) share one.
+    products = [1] * 20 + [17] * 3 + [5, 6, 2**40]
+    for product_id in products:
+        body = rtc_channel_body(product_id=product_id)
+        assert (await client.post(AGORA, data=body, headers=agora_headers(body))).status == 200
+    now[0] += 999
+    body = rtc_channel_body(product_id=1)
+    assert (await client.post(AGORA, data=body, headers=agora_headers(body))).status == 200
+    now[0] += 1
+    assert (await client.post(AGORA, data=body, headers=agora_headers(body))).status == 200
+
+    lines = [record for record in caplog.records if record.getMessage().startswith("other product")]
+    seen = [(getattr(r, "product_id", 0), getattr(r, "event_type", 0), getattr(r, "held_back", 0)) for r in lines]
+    # A second after the first RTC line, the next one says how many were held back in between (19 + 1).
+    assert seen == [(1, 102, 0), (17, 102, 0), (5, 102, 0), (1, 102, 20)]
+    assert sample(registry, "ingest_requests_total", provider="agora", outcome="other_product") == len(products) + 2
+
+
+def test_the_non_2xx_ratio_rule_excludes_exactly_the_outcomes_answered_200() -> None:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    (ratio,) = [r for g in groups for r in g["rules"] if r.get("record") == NON_2XX_RATIO]
+    excluded = re.search(r'outcome!~"([^"]+)"', ratio["expr"])
+    assert excluded is not None
+    assert set(excluded.group(1).split("|")) == {outcome.value for outcome in ANSWERED_OK}
+    assert set(Outcome) > ANSWERED_OK
 
 
 async def test_unsigned_callbacks_pass_only_where_explicitly_allowed_without_secrets(

@@ -13,13 +13,15 @@ from hypothesis import strategies as st
 from ingest.callback import (
     Callback,
     InvalidCallback,
+    OtherProduct,
     _refuse_duplicate_keys,
     _surely_without_duplicate_keys,
     inspect,
     key_of,
 )
+from schemas import decode
 from schemas.decode import MAX_DEPTH, shape
-from tests.ingest_support import callback_body, console_test_body, legacy_body
+from tests.ingest_support import callback_body, console_test_body, legacy_body, rtc_channel_body
 
 
 def test_a_documented_callback_is_keyed_by_its_sid() -> None:
@@ -97,6 +99,67 @@ def test_a_console_test_channel_with_a_uid_of_another_type_is_no_test_event() ->
 def test_an_event_type_written_with_a_zero_fraction_is_an_integer_as_json_schema_says() -> None:
     # The OpenAPI document types eventType as "integer", which 40.0 satisfies; the decoder reads it as 40 too.
     assert inspect(b'{"eventType": 40.0, "payload": {"sid": "x"}}').event_type == 40
+
+
+# --- other products' notices: recognised by productId, never keyed --------------------------------------------
+
+
+@pytest.mark.parametrize("event_type", [101, 102, 103, 104])
+def test_an_rtc_channel_event_is_another_products_notice(event_type: int) -> None:
+    # A top-level sid, no payload.sid, a numeric uid: no recording callback, and no reason to refuse it.
+    body = rtc_channel_body(event_type=event_type, notice_id=f"1205703979:24226:{event_type}")
+    assert inspect(body) == OtherProduct(product_id=1, event_type=event_type)
+
+
+def test_an_rtc_console_check_is_another_products_notice_not_a_recording_test_event() -> None:
+    assert inspect(rtc_channel_body(event_type=101, channelName="test_webhook")) == OtherProduct(1, 101)
+
+
+@pytest.mark.parametrize(
+    ("product_id", "expected"), [("1", 1), (" 20 ", 20), ("0017", 17), (1.0, 1), (0, 0), (-1, -1), (17, 17)]
+)
+def test_a_product_id_is_read_as_the_decoder_reads_it(product_id: object, expected: int) -> None:
+    assert inspect(rtc_channel_body(product_id=product_id)) == OtherProduct(expected, 102)
+
+
+def test_another_products_notice_needs_no_event_type_nor_payload() -> None:
+    assert inspect(b'{"productId": 7}') == OtherProduct(product_id=7, event_type=None)
+
+
+@pytest.mark.parametrize("product_id", [3, "3", " 03 ", 3.0])
+def test_a_recording_callback_may_spell_its_product_id_as_it_likes(product_id: object) -> None:
+    body = orjson.dumps({"productId": product_id, "eventType": 40, "payload": {"sid": "s"}})
+    assert inspect(body) == Callback(sid="s", event_type=40, notice_id=None, is_test=False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"productId": 3, "eventType": 40, "payload": {"cname": "room", "uid": "1"}}',
+        b'{"productId": "3", "eventType": 40, "sid": "top-level-only", "payload": {"uid": 1}}',
+        b'{"eventType": 40, "sid": "top-level-only", "payload": {"uid": 1}}',
+    ],
+)
+def test_a_recording_callback_without_payload_sid_is_still_refused(body: bytes) -> None:
+    with pytest.raises(InvalidCallback, match=r"payload\.sid"):
+        inspect(body)
+
+
+@pytest.mark.parametrize(
+    "product_id",
+    [True, False, None, {}, [], [1], "one", "", "-1", "+1", "1.0", "1e3", "\u0661", 1.5, 2**53, "1" * 17],
+)
+def test_a_product_id_that_is_no_integer_is_refused(product_id: object) -> None:
+    with pytest.raises(InvalidCallback, match="productId is not an integer"):
+        inspect(orjson.dumps({"productId": product_id, "eventType": 40, "payload": {"sid": "s"}}))
+
+
+@pytest.mark.parametrize("product_id", [1, "1", " 7 ", 1.0, 20, "9999999999999999", 3, "3", "003", 3.0, -4, 0])
+def test_the_ingest_and_the_processor_agree_on_which_bodies_are_another_products(product_id: object) -> None:
+    # A complete recorder_started (40): whether the decoder sees another product does not hang on a missing field.
+    extra = {"sendts": 1_700_000_000_000, "serviceType": 1, "details": {"msgName": "recorder_started", "status": 0}}
+    body = orjson.dumps({**orjson.loads(callback_body(event_type=40, **extra)), "productId": product_id})
+    assert isinstance(inspect(body), OtherProduct) == isinstance(decode.decode(body), decode.OtherProduct)
 
 
 # --- the shortcuts of inspect() decide as the full checks do ---------------------------------------------------

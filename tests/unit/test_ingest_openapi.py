@@ -16,9 +16,10 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from ingest.app import CALLBACK_PATH, init_app
+from ingest.callback import InvalidCallback, OtherProduct, inspect
 from ingest.openapi import document
 from ingest.settings import PROVIDERS, IngestSettings
-from tests.ingest_support import AGORA_SECRET, MemoryPublisher, agora_headers, callback_body
+from tests.ingest_support import AGORA_SECRET, MemoryPublisher, agora_headers, callback_body, rtc_channel_body
 
 Client = TestClient[web.Request, web.Application]
 SETTINGS = IngestSettings(agora_secrets=[AGORA_SECRET.decode()], max_body_bytes=2048, publish_timeout_s=0.2)
@@ -145,6 +146,9 @@ CALLBACK = "/v1/callbacks/{provider}"
     [
         ("POST", "/v1/callbacks/agora", callback_body(), True, 200),
         ("POST", "/v1/callbacks/agora", b"[1]", True, 400),
+        ("POST", "/v1/callbacks/agora", rtc_channel_body(event_type=101), True, 200),
+        ("POST", "/v1/callbacks/agora", rtc_channel_body(product_id=True), True, 400),
+        ("POST", "/v1/callbacks/agora", rtc_channel_body(), False, 401),
         ("POST", "/v1/callbacks/agora", callback_body(), False, 401),
         ("POST", "/v1/callbacks/anyrtc", callback_body(), True, 401),  # no anyRTC secret configured
         ("POST", "/v1/callbacks/zoom", callback_body(), True, 404),
@@ -199,3 +203,37 @@ async def test_an_undocumented_method_is_refused_naming_exactly_the_documented_o
     assert response.status == 405
     documented = {m.upper() for m in DOC["paths"][CALLBACK] if m in HTTP_METHODS}
     assert set(response.headers["Allow"].split(",")) == documented
+
+
+# --- the Callback schema draws the line where the ingest does (schemathesis generates bodies from it) -----------
+
+ABSENT = object()
+PRODUCT_IDS = [ABSENT, None, 3, 3.0, "3", " 003\n", "0000000000000003", "00000000000000003", 1, 1.0, "1", " 17 ",
+               0, -1, 20, 9007199254740991, 9007199254740992, "9999999999999999", "99999999999999999", True, False,
+               {}, [], "", "one", "-1", "+1", "1.0", "\u0661", 1.5, "3 3"]  # fmt: skip
+
+
+@pytest.mark.parametrize("product_id", PRODUCT_IDS)
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"eventType": 40, "payload": {"sid": "s"}},
+        {"eventType": 102, "sid": "top-level-only", "payload": {"channelName": "room", "uid": 12121212}},
+        {"eventType": "40", "payload": {"sid": "s"}},
+        {},
+    ],
+)
+def test_a_body_fits_the_callback_schema_exactly_when_the_ingest_accepts_it(
+    body: dict[str, Any], product_id: object
+) -> None:
+    if product_id is not ABSENT:
+        body = {**body, "productId": product_id}
+    validator = Draft202012Validator({"$ref": "urn:ingest#/components/schemas/Callback"}, registry=REGISTRY)
+    try:
+        accepted = inspect(orjson.dumps(body))
+    except InvalidCallback:
+        accepted = None
+    assert validator.is_valid(body) == (accepted is not None)
+    if accepted is not None:
+        other = Draft202012Validator({"$ref": "urn:ingest#/components/schemas/OtherProductNotice"}, registry=REGISTRY)
+        assert other.is_valid(body) == isinstance(accepted, OtherProduct)
