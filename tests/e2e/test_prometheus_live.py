@@ -53,7 +53,8 @@ DATA_S = 40
 WAVES = 4 if os.environ.get("DASHBOARD_PNG") else 1
 WAVE_PAUSE_S = 6
 RENDER_S = 60
-#: Records the processor cannot use, written straight to the raw topic (the ingest would refuse them).
+#: Records the processor cannot use, written straight to the raw topic (the ingest refuses the first two and answers
+#: the other product's notice without publishing it).
 POISON = (b"not json at all", b"[1, 2, 3]", orjson.dumps({"productId": 5, "eventType": 1, "payload": {"sid": "x"}}))
 #: Cumulative counts that the noisy load must have moved, so that the panels show something happening.
 HAPPENED = (
