@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -16,10 +17,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "recording-callbacks.json"
-#: Grafana's dashboard schema lives outside the repository (shared by the team); it is read there, never copied.
-SCHEMA = Path(
-    os.environ.get("GRAFANA_DASHBOARD_SCHEMA", REPO.parent / "shared/schemas/grafana/dashboard.jsonschema.json")
-)
+#: Grafana's dashboard JSON Schema, built from the @grafana/schema npm package by deploy/tools/schemas.sh.
+FETCHED_SCHEMA = REPO / ".cache/tools/grafana-schema/dashboard.jsonschema.json"
+#: The copy shared by the projects on this machine, if any: read where it is (never copied) when make tools has not run.
+SHARED_SCHEMA = REPO.parent / "shared/schemas/grafana/dashboard.jsonschema.json"
+#: Wrong panels, as the field set on an otherwise valid panel: each must make the dashboard invalid.
+WRONG_PANELS = {
+    "a grid position that is a word": ("gridPos", {"x": "left", "y": 0, "w": 8, "h": 8}),
+    "a misspelt title field": ("titel", "Ingest"),
+    "queries that are one object, not a list": ("targets", {"refId": "A", "expr": "up"}),
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +51,28 @@ def load_render() -> ModuleType:
     return module
 
 
+def dashboard_schema() -> Path:
+    """Return the schema to check: GRAFANA_DASHBOARD_SCHEMA if set, else the fetched one, else the shared one."""
+    override = os.environ.get("GRAFANA_DASHBOARD_SCHEMA")
+    candidates = [Path(override)] if override else [FETCHED_SCHEMA, SHARED_SCHEMA]
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        pytest.fail(f"Grafana's dashboard schema is not at {candidates[0]}: run make tools")
+    return found
+
+
 def test_the_dashboard_is_valid_against_grafanas_schema(dashboard):
-    if not SCHEMA.is_file():
-        pytest.fail(f"Grafana's dashboard schema is not at {SCHEMA}: set GRAFANA_DASHBOARD_SCHEMA")
-    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(dashboard)
+    jsonschema.Draft7Validator(json.loads(dashboard_schema().read_text())).validate(dashboard)
+
+
+@pytest.mark.parametrize("wrong", WRONG_PANELS.values(), ids=WRONG_PANELS.keys())
+def test_the_schema_rejects_a_panel_of_the_wrong_shape(dashboard, wrong):
+    validator = jsonschema.Draft7Validator(json.loads(dashboard_schema().read_text()))
+    assert validator.is_valid(dashboard)
+    broken = copy.deepcopy(dashboard)
+    field, value = wrong
+    next(panel for panel in broken["panels"] if panel["type"] != "row")[field] = value
+    assert not validator.is_valid(broken)
 
 
 def test_every_panel_has_a_unique_id(dashboard):

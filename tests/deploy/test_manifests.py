@@ -30,8 +30,10 @@ TOOLS = REPO / ".cache" / "tools"
 KUBECONFORM = TOOLS / "bin" / "kubeconform"
 #: Prepared by deploy/tools/kubeconform.sh (the same Kubernetes version).
 CORE_SCHEMAS = TOOLS / "k8s-schemas" / "v1.32.0-local-strict"
-#: Strimzi and Prometheus Operator CRD schemas, shared by the projects on this machine (not copied in).
-CRD_SCHEMAS = REPO.parent / "shared" / "schemas" / "crds"
+#: Strimzi and Prometheus Operator CRD schemas, built from registry packages by deploy/tools/schemas.sh.
+CRD_SCHEMAS = TOOLS / "crd-schemas"
+#: The copy shared by the projects on this machine, if any: kubeconform looks there for what CRD_SCHEMAS lacks.
+SHARED_CRD_SCHEMAS = REPO.parent / "shared" / "schemas" / "crds"
 #: Stands in for the NCS Secret that prod expects to exist already.
 PLACEHOLDER_SECRETS = {"INGEST_AGORA_SECRETS": "placeholder-secret"}
 SETTINGS: dict[str, type[BaseSettings]] = {"INGEST_": IngestSettings, "PROCESSOR_": ProcessorSettings}
@@ -74,18 +76,29 @@ def only(docs: list[Resource], kind: str, name: str | None = None) -> Resource:
     return found[0]
 
 
+def crd_schema_dirs() -> list[Path]:
+    """Return where kubeconform looks for CRD schemas, in order: the fetched ones, then the shared copy."""
+    dirs = [directory for directory in (CRD_SCHEMAS, SHARED_CRD_SCHEMAS) if directory.is_dir()]
+    if not dirs:
+        _missing_tool(f"the CRD schema directory {CRD_SCHEMAS}")
+    return dirs
+
+
 def kubeconform(manifests: str) -> subprocess.CompletedProcess[str]:
-    """Validate manifests strictly against the offline core and CRD schemas."""
+    """Validate manifests strictly against the offline core schemas and the CRD schemas."""
     for tool in (KUBECONFORM, CORE_SCHEMAS / "deployment-apps-v1.json"):
         if not tool.exists():
             _missing_tool(str(tool))
-    assert CRD_SCHEMAS.is_dir(), f"the CRD schemas are missing: {CRD_SCHEMAS}"
+    crd_locations = [
+        ("-schema-location", f"{directory}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json")
+        for directory in crd_schema_dirs()
+    ]
     command = [
         str(KUBECONFORM),
         "-strict",
         "-summary",
         *("-schema-location", f"{CORE_SCHEMAS}/{{{{.ResourceKind}}}}{{{{.KindSuffix}}}}.json"),
-        *("-schema-location", f"{CRD_SCHEMAS}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"),
+        *(part for location in crd_locations for part in location),
         "-",
     ]
     return subprocess.run(command, input=manifests, capture_output=True, text=True, check=False)  # noqa: S603
@@ -202,6 +215,33 @@ BROKEN = {
 
 @pytest.mark.parametrize("manifest", BROKEN.values(), ids=BROKEN.keys())
 def test_kubeconform_check_rejects_broken_manifests(manifest: tuple[str, str]) -> None:
+    text, reason = manifest
+    result = kubeconform(text)
+    assert result.returncode != 0
+    assert reason in result.stdout
+
+
+WRONG_CUSTOM_RESOURCES = {
+    "KafkaTopic with an unknown field": (
+        "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\nmetadata: {name: t}\n"
+        "spec: {partitions: 3, replica: 3}\n",
+        "additional properties 'replica' not allowed",
+    ),
+    "ServiceMonitor whose endpoints are one object, not a list": (
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\n"
+        "spec: {selector: {matchLabels: {a: b}}, endpoints: {port: http}}\n",
+        "at '/spec/endpoints': got object, want array",
+    ),
+    "PrometheusRule whose rule has a misspelt field": (
+        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\n"
+        "spec: {groups: [{name: g, rules: [{record: a, expresion: b}]}]}\n",
+        "missing property 'expr'",
+    ),
+}
+
+
+@pytest.mark.parametrize("manifest", WRONG_CUSTOM_RESOURCES.values(), ids=WRONG_CUSTOM_RESOURCES.keys())
+def test_crd_schemas_reject_custom_resources_of_the_wrong_shape(manifest: tuple[str, str]) -> None:
     text, reason = manifest
     result = kubeconform(text)
     assert result.returncode != 0
