@@ -224,9 +224,10 @@ def _model(starts: Starts, recordings: int, values: dict[bytes, bytes | None]) -
         before = tracemalloc.get_traced_memory()[0]
         for offset, line in enumerate(lines):
             key = workload.sid_of(line)
-            result = pipeline.on_callback(table.get(key), key, line, [], now_ms=workload.START_MS, position=(0, offset))
-            if result.write and result.stored is not None:
-                table[key] = result.stored
+            at = workload.START_MS
+            outcome = pipeline.on_callback(table.get(key), key, line, [], now_ms=at, position=(0, offset))
+            if outcome.stored is not None:  # a start callback: always applied
+                table[key] = outcome.stored
         live = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

@@ -1,4 +1,5 @@
-"""The Faust worker: raw callbacks and ticks in, the pipeline's decisions out. Glue only: the logic is in pipeline.py.
+"""The Faust worker: raw callbacks and ticks in, the pipeline's decisions out. Glue only: the logic is in pipeline.py,
+the commit protocol (outputs acknowledged → table → input acked) in commit.py, Faust's internals in faust_internals.py.
 
 Tables may only change inside the stream, so time reaches a recording as a *tick*: a timer sends a record keyed by
 sid to the ticks topic, which is co-partitioned with the raw topic and read by the same agent.
@@ -6,30 +7,26 @@ sid to the ticks topic, which is co-partitioned with the raw topic and read by t
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import time
-import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, assert_never, cast
 
 import faust
-from faust.streams import _current_event  # the event a table read or write belongs to (see _Batches)
 from faust.types import EventT
 from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
-from kafkaio.batches import PartitionBatches
 from processor import collector
-from processor.core.fold import RetentionPolicy, Tracked
+from processor.commit import Committer
+from processor.core.fold import RetentionPolicy
 from processor.core.machine import event_ms
+from processor.faust_internals import EventTable, QuietWorker, SafeRecoveryTableManager, setup_sensors
+from processor.localview import LocalView
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
-from processor.pipeline import Batch, InFlight, Outgoing, Pipeline, Result, Write, trim
-from processor.recovery import SafeRecoveryTableManager
-from processor.sensor import setup_sensors
+from processor.outputs import ProducerOutputs
+from processor.pipeline import Absent, Applied, Batch, DeadLettered, Forgotten, Pipeline, Result, Skipped, Ticked
 from processor.settings import ProcessorSettings
 
 #: Default page size of GET /recordings/.
@@ -83,8 +80,31 @@ def create_app(
     # Faust's own sensor: framework metrics (per-partition end and committed offsets give consumer lag) and
     # the /metrics page on the worker's web server, for ours too (same registry).
     setup_sensors(app, registry=registry, name_prefix=FAUST_NAME_PREFIX)
-    local = _LocalView()
-    batches = _Batches(app, settings, pipeline, recordings, metrics, local, clock_ms)
+    local = LocalView()
+    outputs = ProducerOutputs(
+        app.maybe_start_producer,
+        transactional=settings.processing_guarantee == "exactly_once",
+        linger_s=settings.producer_linger_ms / 1000,
+    )
+    batches: Committer[EventT[bytes]] = Committer(
+        pipeline,
+        EventTable(recordings),
+        fold=folder(settings.ticks_topic, metrics, clock_ms),
+        open_outputs=outputs.open,
+        topics={
+            "events": settings.events_topic,
+            "state": settings.state_topic,
+            "alerts": settings.alerts_topic,
+            "dlq": settings.dlq_topic,
+        },
+        note=local.note,
+        generation=lambda: app.consumer_generation_id,
+        crash=app.crash,
+        max_records=settings.batch_max_records,
+        cache_recordings=settings.state_cache_recordings,
+        cache_idle_ms=settings.state_cache_idle_ms,
+        clock_ms=clock_ms,
+    )
 
     # A crashed agent must stop the worker (to be restarted), never leave a live process that processes nothing.
     @app.agent(source, name="recordings", supervisor_strategy=CrashingSupervisor)
@@ -170,267 +190,45 @@ def create_app(
     return app
 
 
-class _Batches:
-    """Folds each input record as it arrives and sends its outputs; every batch of records then ends in the table.
+def folder(
+    ticks_topic: str, metrics: ProcessorMetrics, clock_ms: Callable[[], int]
+) -> Callable[[Batch, EventT[bytes]], Result]:
+    """Return how one input record is folded into a batch: a tick or a raw callback, then the metrics it says."""
 
-    A batch is closed when it holds `batch_max_records` or when the batch timer fires: its snapshots (one per
-    changed sid) are sent, and in the background, once every output of the batch is acknowledged (acks=all), the
-    table's changelog records that stand for them are queued and only then are the batch's records acked to faust,
-    which commits input offsets only up to acked records, after flushing the producer. So a changelog record is never
-    durable without its events (with several brokers they go to different partition leaders, and queueing order
-    alone would not say which is written first), and whatever a crash interrupts is read again. Batches end in
-    order, and waiting for the acks holds up no processing.
-
-    At least once, the outputs are appended to per-partition Kafka batches of faust's own producer (`kafkaio.batches`:
-    `producer.send` cost ~25 µs of Python per record, a tenth of the worker's CPU); a batch ends once every such
-    batch holding its outputs is acknowledged. Exactly-once: each output is sent with faust's transaction manager
-    (`maybe_start_producer`), in the transaction faust commits with the offsets.
-    """
-
-    def __init__(
-        self,
-        app: faust.App,
-        settings: ProcessorSettings,
-        pipeline: Pipeline,
-        table: Any,
-        metrics: ProcessorMetrics,
-        local: _LocalView,
-        clock_ms: Callable[[], int],
-    ) -> None:
-        self.app, self.pipeline, self.table, self.metrics, self.local = app, pipeline, table, metrics, local
-        self.clock_ms, self.ticks_topic = clock_ms, settings.ticks_topic
-        self.transactional = settings.processing_guarantee == "exactly_once"
-        self.linger_s = settings.producer_linger_ms / 1000
-        #: The at-least-once outputs' batches, on faust's current producer (None until the first batch).
-        self.outputs: PartitionBatches | None = None
-        self.max_records, self.cache_limit = settings.batch_max_records, settings.state_cache_recordings
-        self.cache_idle_ms = settings.state_cache_idle_ms
-        self.topics = {
-            "events": settings.events_topic,
-            "state": settings.state_topic,
-            "alerts": settings.alerts_topic,
-            "dlq": settings.dlq_topic,
-        }
-        #: Live recordings by table key, each what the table holds or will once the batches in flight end;
-        #: emptied on every assignment, revocation and recovery, so it never outlives the partition it came from.
-        self.cache: dict[bytes, Tracked] = {}
-        #: Table keys whose live recording is newer than the table (their batch has not ended): never trimmed.
-        self.in_flight = InFlight()
-        self.epoch, self.generation = 0, -1
-        self.open: _Open | None = None
-        self.ending: asyncio.Future[None] | None = None
-        self.lock = asyncio.Lock()
-
-    def forget(self) -> None:
-        """Drop every live recording: the table is the truth again."""
-        self.cache.clear()
-        self.epoch += 1
-
-    async def add(self, stream: faust.StreamT[bytes], event: EventT[bytes]) -> None:
-        """Fold one record into the open batch and send its outputs; close the batch when it is full."""
-        async with self.lock:
-            opened = self.open or await self._start(stream)
-            _current_event.set(weakref.ref(event))  # the table reads the event's partition (RocksDB)
-            outputs, topics = opened.outputs, self.topics
-            for out in self._fold(opened.batch, event).outgoing:
-                # The common case (at least once, a known topic) appends to a batch: no coroutine per output.
-                if outputs is None or outputs.add(topics[out.role], out.key, out.value, out.headers) is None:
-                    await self._send(opened, out)
-            opened.events.append(event)
-            opened.latest[cast(bytes, event.key)] = event
-            if len(opened.events) >= self.max_records:
-                await self._close()
-
-    async def close(self) -> None:
-        """Close the open batch, if any, and let idle recordings leave the cache (the batch timer)."""
-        async with self.lock:
-            await self._close()
-            self._trim()
-
-    def _trim(self) -> None:
-        idle_since_ms = self.clock_ms() - self.cache_idle_ms
-        trim(self.cache, self.cache_limit, idle_since_ms=idle_since_ms, keep=self.in_flight)
-
-    def snapshot(self, key: bytes) -> bytes | None:
-        """Return the recording's newest snapshot sent to the state topic, None if it is unknown or forgotten.
-
-        The table lags the state topic by the acks of a batch's outputs; until it holds the batch, its snapshot is
-        answered from `in_flight`, so a reader who saw a snapshot on the topic never gets an older one here.
-        """
-        write = self.in_flight.get(key)
-        if write is not None:
-            return write.state.value
-        stored = self.table.get(key)
-        return None if stored is None else self.pipeline.describe(stored)
-
-    async def _start(self, stream: faust.StreamT[bytes]) -> _Open:
-        if self.generation != self.app.consumer_generation_id:  # a rebalance the signals did not tell us of
-            self.generation = self.app.consumer_generation_id
-            self.forget()
-        producer = await self.app.maybe_start_producer()  # under exactly_once, the transaction manager
-        outputs = None
-        if not self.transactional:
-            kafka = producer._ensure_producer()  # noqa: SLF001  # faust's aiokafka producer (it may be replaced)
-            if self.outputs is None or self.outputs.producer is not kafka:
-                self.outputs = PartitionBatches(kafka, linger_s=self.linger_s)
-            outputs = self.outputs
-        self.open = _Open(Batch(self.pipeline, self.cache, self.table.get), stream, producer, outputs, self.epoch)
-        return self.open
-
-    async def _close(self) -> None:
-        opened, self.open = self.open, None
-        if opened is None:
-            return
-        writes = opened.batch.writes()
-        if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
-            self.forget()
-        else:  # the query API lists what the state topic is about to show (else the rescan tells what is ours)
-            for write in writes:
-                self.local.note(write.key, opened.batch.changed[write.key])
-        self.in_flight.sent(writes)
-        self._trim()
-        for write in writes:
-            await self._send(opened, write.state)
-        if opened.outputs is not None:  # every output so far is in one of these batches
-            opened.acks.extend(opened.outputs.pending())
-        previous, self.ending = self.ending, asyncio.ensure_future(self._end(self.ending, opened, writes))
-        if previous is not None and previous.done():
-            previous.result()  # a batch that failed to end crashes the agent (and the worker) here
-
-    async def _end(self, previous: asyncio.Future[None] | None, opened: _Open, writes: list[Write]) -> None:
-        try:
-            if previous is not None:
-                await previous
-            await asyncio.gather(*opened.acks)
-            for write in writes:
-                _current_event.set(weakref.ref(opened.latest[write.key]))  # the changelog partition is the event's
-                _store(self.table, write)
-                self.in_flight.stored(write)
-            for event in opened.events:
-                await opened.stream.ack(event)
-        except Exception as exc:  # nothing of this batch or later ones is acked: it is all read again
-            await self.app.crash(exc)
-            raise
-
-    def _fold(self, batch: Batch, event: EventT[bytes]) -> Result:
+    def fold(batch: Batch, event: EventT[bytes]) -> Result:
         started = time.perf_counter()
-        key, now_ms, message = cast(bytes, event.key), self.clock_ms(), event.message
-        if message.topic == self.ticks_topic:
+        key, now_ms, message = cast(bytes, event.key), clock_ms(), event.message
+        if message.topic == ticks_topic:
             result = batch.tick(key, now_ms=now_ms)
         else:
             headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # raw topics: (name, bytes) pairs
             position = (message.partition, message.offset)
             result = batch.callback(key, cast(bytes, event.value), headers, now_ms=now_ms, position=position)
-        _observe(self.metrics, result, now_ms=now_ms)
-        self.metrics.processing_seconds.observe(time.perf_counter() - started)
+        _observe(metrics, result, now_ms=now_ms)
+        metrics.processing_seconds.observe(time.perf_counter() - started)
         return result
 
-    async def _send(self, opened: _Open, out: Outgoing) -> None:
-        topic, outputs = self.topics[out.role], opened.outputs
-        if outputs is not None:
-            while outputs.add(topic, out.key, out.value, out.headers) is None:  # the producer does not know the topic
-                await outputs.wait_for_topic(topic)
-            return
-        # The producer's own send, not Topic.send: one record, no FutureMessage and sensor round trip around it.
-        headers = list(out.headers) if out.headers else None
-        opened.acks.append(await opened.producer.send(topic, out.key, out.value, None, None, headers))
-
-
-@dataclass(slots=True)
-class _Open:
-    """A batch being filled: its records, their outputs' acks, and the latest record of each table key."""
-
-    batch: Batch
-    stream: faust.StreamT[bytes]
-    producer: Any
-    #: Where outputs go at least once; None under exactly_once (each is sent with `producer`, acked in `acks`).
-    outputs: PartitionBatches | None
-    epoch: int
-    events: list[EventT[bytes]] = field(default_factory=list)
-    acks: list[Awaitable[Any]] = field(default_factory=list)
-    latest: dict[bytes, EventT[bytes]] = field(default_factory=dict)
-
-
-def _store(recordings: Any, write: Write) -> None:
-    if write.stored is None:
-        recordings.pop(write.key, None)
-    else:
-        recordings[write.key] = write.stored
-
-
-class _LocalView:
-    """What this worker knows of the recordings it processed: when each needs a tick, its depth, status, last delivery.
-
-    Not durable: after a restart or rebalance `rescan` makes the timer tick every local recording once, and each
-    tick's result fills this in again.
-    """
-
-    def __init__(self) -> None:
-        self.deadlines: dict[bytes, int] = {}
-        self.buffered: dict[bytes, int] = {}
-        self.status: dict[bytes, int] = {}
-        self.last_delivery: dict[bytes, int] = {}
-        self.rescan = True
-
-    def clear(self) -> None:
-        """Forget everything (a new assignment): the rescan's ticks fill it in again with what is ours."""
-        for known in (self.deadlines, self.buffered, self.status, self.last_delivery):
-            known.clear()
-        self.rescan = True
-
-    def note(self, key: bytes, result: Result) -> None:
-        """Remember what one result says of its recording (or forget a forgotten one)."""
-        if not result.write:
-            return
-        if result.deadline_ms is None or result.status is None:
-            for known in (self.deadlines, self.buffered, self.status, self.last_delivery):
-                known.pop(key, None)
-            return
-        self.deadlines[key] = result.deadline_ms
-        self.buffered[key] = result.buffered
-        self.status[key] = result.status
-        self.last_delivery[key] = result.last_delivery_ms
-
-    def page(self, *, status: int | None, after: bytes, limit: int) -> list[bytes]:
-        """Return up to `limit` sids after `after`, in order, of the given status (any if None)."""
-        keys = sorted(key for key, known in self.status.items() if key > after and status in (None, known))
-        return keys[:limit]
-
-    def due(self, now_ms: int) -> list[bytes]:
-        """Return (and unschedule) the recordings whose deadline has come."""
-        keys = [key for key, due in self.deadlines.items() if due <= now_ms]
-        for key in keys:
-            del self.deadlines[key]
-        return keys
+    return fold
 
 
 def _observe(metrics: ProcessorMetrics, result: Result, *, now_ms: int) -> None:
     """Translate one result into the metrics."""
-    if result.dead_letter is not None:
-        metrics.dead_letter(result.dead_letter)
-    elif result.callback is None:  # a tick
-        metrics.observe_released(result.step)
-    elif not result.write:
-        metrics.skipped(event_type=result.callback.eventType)
-    else:
-        callback = result.callback
-        event_time = event_ms(callback)
-        metrics.observe(
-            result.step, event_type=callback.eventType, now_ms=now_ms, event_ms=event_time, buffered=result.held
-        )
-
-
-class QuietWorker(faust.Worker):
-    """Faust's worker without its terminal spinner.
-
-    To spin on every log record, the spinner sets the root logger to DEBUG whatever the log level: every debug call
-    of faust and aiokafka then builds a record only to drop it (5 % of the worker's CPU).
-    """
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        """Configure the root logger without the spinner's handler."""
-        self.spinner = None
-        super().on_setup_root_logger(logger, level)
+    match result:
+        case Applied(callback=callback):
+            event_time = event_ms(callback)
+            metrics.observe(
+                result.step, event_type=callback.eventType, now_ms=now_ms, event_ms=event_time, buffered=result.held
+            )
+        case Ticked() | Forgotten():
+            metrics.observe_released(result.step)
+        case Skipped(callback=callback):
+            metrics.skipped(event_type=callback.eventType)
+        case DeadLettered(kind=kind):
+            metrics.dead_letter(kind)
+        case Absent():  # a tick of a forgotten sid: nothing released
+            pass
+        case _:
+            assert_never(result)
 
 
 def main(argv: list[str] | None = None) -> int:

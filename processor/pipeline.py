@@ -9,9 +9,9 @@ moves these in and out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import assert_never
 
 from processor.core.fold import (
     RetentionPolicy,
@@ -27,12 +27,23 @@ from processor.core.fold import (
 )
 from processor.core.persist import dump, load
 from processor.core.reorder import ReorderPolicy
-from schemas.compiled import AnyCallback, decode_fast
+from processor.results import (
+    Absent,
+    Applied,
+    DeadLettered,
+    Forgotten,
+    Headers,
+    Outcome,
+    Outgoing,
+    Result,
+    Role,
+    Skipped,
+    Ticked,
+    Written,
+)
+from schemas.compiled import decode_fast
 from schemas.decode import OtherProduct, Rejection
 from schemas.derived import DerivedEvent, RecordingErrored, SessionEnded
-
-Role = Literal["events", "state", "alerts", "dlq"]
-Headers = Sequence[tuple[str, bytes]]
 
 #: Derived events that also go to the alerts topic, and when.
 ALERTS: Mapping[str, Callable[[DerivedEvent], bool]] = {
@@ -43,47 +54,6 @@ ALERTS: Mapping[str, Callable[[DerivedEvent], bool]] = {
     "sequence_gap": lambda event: True,
     "session_expired": lambda event: True,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to send; `value` None is a tombstone (the state of a forgotten recording)."""
-
-    role: Role
-    key: bytes
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass(slots=True)
-class Result:
-    """What one input record did."""
-
-    #: What the table must hold for the sid afterwards (None to delete it); only `Pipeline.on_callback` and
-    #: `on_tick` fill it in, a `Batch` writes once per sid instead.
-    stored: bytes | None
-    outgoing: list[Outgoing] = field(default_factory=list)
-    step: Step = field(default_factory=Step)
-    #: The callback behind it (None for ticks and dead letters), for metrics.
-    callback: AnyCallback | None = None
-    #: The recording afterwards (None once forgotten), when `write`; the key its outputs carry.
-    tracked: Tracked | None = None
-    key: bytes = b""
-    #: Why the record went to the dead-letter topic (a Rejection kind or "other_product").
-    dead_letter: str | None = None
-    #: When to tick this sid next if nothing arrives; None once it is forgotten.
-    deadline_ms: int | None = None
-    #: False when the table is left as it was (dead letters, skipped records, ticks of forgotten sids).
-    write: bool = True
-    #: The callback was held behind a missing number rather than applied at once (an out-of-order arrival).
-    held: bool = False
-    #: The record was re-read after a restart and was already part of the stored state.
-    reread: bool = False
-    #: Callbacks the recording still holds, and its status; None once it is forgotten.
-    buffered: int = 0
-    status: int | None = None
-    #: When the recording last received a delivery (Unix ms, the worker's clock), for the idle gauge.
-    last_delivery_ms: int = 0
 
 
 def _state_json(tracked: Tracked) -> bytes:
@@ -111,15 +81,14 @@ class Pipeline:
         *,
         now_ms: int,
         position: tuple[int, int] | None = None,
-    ) -> Result:
-        """Fold one raw record into its stored recording; the result says what to store and sends its snapshot."""
+    ) -> Outcome:
+        """Fold one raw record into its stored recording; the outcome says what to store and sends its snapshot."""
         result = self.callback(lambda: self.load(stored), key, raw, headers, now_ms=now_ms, position=position)
-        return self._stored(result) if result.write else _unchanged(result, stored)
+        return _outcome(result, stored)
 
-    def on_tick(self, stored: bytes | None, key: bytes, *, now_ms: int) -> Result:
-        """Let time pass for one stored recording; the result says what to store and sends its snapshot."""
-        result = self.tick(self.load(stored), key, now_ms=now_ms)
-        return self._stored(result) if result.write else _unchanged(result, stored)
+    def on_tick(self, stored: bytes | None, key: bytes, *, now_ms: int) -> Outcome:
+        """Let time pass for one stored recording; the outcome says what to store and sends its snapshot."""
+        return _outcome(self.tick(self.load(stored), key, now_ms=now_ms), stored)
 
     def callback(
         self,
@@ -139,35 +108,58 @@ class Pipeline:
             reason = decoded.reason if isinstance(decoded, Rejection) else f"productId {decoded.product_id}"
             kind = decoded.kind if isinstance(decoded, Rejection) else "other_product"
             dead = Outgoing("dlq", key, raw, (*headers, ("dlq-kind", kind.encode()), ("dlq-reason", reason.encode())))
-            return Result(None, [dead], write=False, dead_letter=kind)
-        if skip_reason(decoded) is not None:  # the console's address check: never a recording
-            return Result(None, write=False, callback=decoded)
+            return DeadLettered(kind, (dead,))
+        skipped = skip_reason(decoded)
+        if skipped is not None:  # the console's address check: never a recording
+            return Skipped(decoded, skipped)
         sid = decoded.payload.sid
         tracked = recording()
         if tracked is None:
             tracked = track(sid, self.reorder)
         if _already_in(tracked.source_position, position):
             # Re-read after a restart: its effects (and its outputs, delivered before them) are already durable.
-            return Result(None, write=False, callback=decoded, reread=True)
+            return Skipped(decoded, "reread")
         tracked.source_position = position
         step = handle(tracked, decoded, now_ms=now_ms)
-        result = self._result(tracked, step, sid.encode(), callback=decoded)
-        result.held = tracked.buffer.holds(decoded.payload.uid, decoded.payload.sequence)
-        return result
+        buffer, sid_key = tracked.buffer, sid.encode()
+        return Applied(
+            decoded,
+            sid_key,
+            tracked,
+            step,
+            self._derived(step.derived, sid_key),
+            next_deadline_ms(tracked, self.retention),
+            buffer.holds(decoded.payload.uid, decoded.payload.sequence),
+            buffer.buffered(),
+            tracked.recording.status,
+            buffer.last_offer_ms,
+        )
 
     def tick(self, tracked: Tracked | None, key: bytes, *, now_ms: int) -> Result:
         """Let time pass for one recording (changed in place): skip holes past the gap timeout, expire or forget it
         when due."""
         if tracked is None:
-            return Result(None, write=False)
+            return Absent()
         step = tick(tracked, now_ms=now_ms)
         verdict, retired = retire(tracked, now_ms=now_ms, policy=self.retention)
         merged = Step(
             step.derived + retired.derived, applied=step.applied + retired.applied, gaps=step.gaps + retired.gaps
         )
-        if verdict == "keep":
-            return self._result(tracked, merged, key)
-        return Result(None, self._derived(merged.derived, key), merged, key=key)
+        outgoing = self._derived(merged.derived, key)
+        if verdict != "keep":
+            return Forgotten(key, merged, outgoing)
+        buffer = tracked.buffer
+        deadline_ms = next_deadline_ms(tracked, self.retention)
+        return Ticked(
+            key,
+            tracked,
+            merged,
+            outgoing,
+            deadline_ms,
+            buffer.buffered(),
+            tracked.recording.status,
+            buffer.last_offer_ms,
+        )
 
     def load(self, stored: bytes | None) -> Tracked | None:
         """Return the recording a table value holds (None for none)."""
@@ -176,19 +168,6 @@ class Pipeline:
     def describe(self, stored: bytes) -> bytes:
         """Return the RecordingState JSON of a stored recording (what the state topic and the query API show)."""
         return _state_json(load(stored, self.reorder))
-
-    def _stored(self, result: Result) -> Result:
-        tracked = result.tracked
-        result.stored = None if tracked is None else dump(tracked)
-        result.outgoing.append(Outgoing("state", result.key, None if tracked is None else _state_json(tracked)))
-        return result
-
-    def _result(self, tracked: Tracked, step: Step, key: bytes, *, callback: AnyCallback | None = None) -> Result:
-        deadline = next_deadline_ms(tracked, self.retention)
-        result = Result(None, self._derived(step.derived, key), step, callback, tracked, key, deadline_ms=deadline)
-        result.buffered, result.status = tracked.buffer.buffered(), tracked.recording.status
-        result.last_delivery_ms = tracked.buffer.last_offer_ms
-        return result
 
     @staticmethod
     def _derived(events: list[DerivedEvent], key: bytes) -> list[Outgoing]:
@@ -202,9 +181,19 @@ class Pipeline:
         return outgoing
 
 
-def _unchanged(result: Result, stored: bytes | None) -> Result:
-    result.stored = stored
-    return result
+def _outcome(result: Result, stored: bytes | None) -> Outcome:
+    match result:
+        case Applied() | Ticked():
+            tracked = result.tracked
+            return Outcome(
+                result, dump(tracked), [*result.outgoing, Outgoing("state", result.key, _state_json(tracked))]
+            )
+        case Forgotten():
+            return Outcome(result, None, [*result.outgoing, Outgoing("state", result.key, None)])
+        case Skipped() | DeadLettered() | Absent():
+            return Outcome(result, stored, list(result.outgoing))
+        case _:
+            assert_never(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +251,7 @@ class Batch:
         self.pipeline = pipeline
         self.cache = cache
         self.read = read
-        self.changed: dict[bytes, Result] = {}
+        self.changed: dict[bytes, Written] = {}
 
     def callback(
         self, key: bytes, raw: bytes, headers: Headers, *, now_ms: int, position: tuple[int, int] | None = None
@@ -281,27 +270,33 @@ class Batch:
         """Return each changed sid's table value and snapshot, and keep its live recording in the cache."""
         writes = []
         for key, result in self.changed.items():
-            tracked = result.tracked
-            if tracked is None:
-                self.cache.pop(key, None)
-                writes.append(Write(key, None, Outgoing("state", result.key, None)))
-            else:
-                self.cache.pop(key, None)  # last changed last: `trim` drops the least recently changed first
-                self.cache[key] = tracked
-                writes.append(Write(key, dump(tracked), Outgoing("state", result.key, _state_json(tracked))))
+            self.cache.pop(key, None)  # last changed last: `trim` drops the least recently changed first
+            match result:
+                case Applied() | Ticked():
+                    tracked = self.cache[key] = result.tracked
+                    writes.append(Write(key, dump(tracked), Outgoing("state", result.key, _state_json(tracked))))
+                case Forgotten():
+                    writes.append(Write(key, None, Outgoing("state", result.key, None)))
+                case _:
+                    assert_never(result)
         return writes
 
     def _recording(self, key: bytes) -> Tracked | None:
         changed = self.changed.get(key)
         if changed is not None:
-            return changed.tracked
+            return None if isinstance(changed, Forgotten) else changed.tracked
         cached = self.cache.get(key)
         return cached if cached is not None else self.pipeline.load(self.read(key))
 
     def _note(self, key: bytes, result: Result) -> Result:
-        if result.write:
-            self.changed.pop(key, None)  # last changed last: the writes follow the order of the last changes
-            self.changed[key] = result
+        match result:
+            case Applied() | Ticked() | Forgotten():
+                self.changed.pop(key, None)  # last changed last: the writes follow the order of the last changes
+                self.changed[key] = result
+            case Skipped() | DeadLettered() | Absent():
+                pass
+            case _:
+                assert_never(result)
         return result
 
 
@@ -320,3 +315,24 @@ def trim(
             dropped.append(key)
     for key in dropped:
         del cache[key]
+
+
+__all__ = [  # the results are part of the pipeline's interface
+    "Absent",
+    "Applied",
+    "Batch",
+    "DeadLettered",
+    "Forgotten",
+    "Headers",
+    "InFlight",
+    "Outcome",
+    "Outgoing",
+    "Pipeline",
+    "Result",
+    "Role",
+    "Skipped",
+    "Ticked",
+    "Write",
+    "Written",
+    "trim",
+]

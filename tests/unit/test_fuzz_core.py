@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from processor.core.fold import RetentionPolicy
 from processor.core.reorder import ReorderPolicy
-from processor.pipeline import Pipeline, Result
+from processor.pipeline import Applied, DeadLettered, Forgotten, Outcome, Pipeline, Skipped, Ticked
 from schemas.callbacks import Envelope
 from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER, OtherProduct, Rejection, decode, decode_object
 
@@ -253,19 +253,22 @@ RECORDS = st.lists(
 )
 
 
-def check_result(result: Result, raw: bytes) -> None:
+def check_result(outcome: Outcome, raw: bytes) -> None:
     """One record's verdict is complete and every record it sends is well-formed."""
-    if result.dead_letter is not None:
-        (dead,) = result.outgoing
-        assert (dead.role, dead.value, result.write) == ("dlq", raw, False)
-        assert dict(dead.headers)["dlq-kind"].decode() == result.dead_letter
-    else:
-        assert result.callback is not None
-    for record in result.outgoing:
+    match outcome.result:
+        case DeadLettered(kind=kind):
+            (dead,) = outcome.outgoing
+            assert (dead.role, dead.value) == ("dlq", raw)
+            assert dict(dead.headers)["dlq-kind"].decode() == kind
+        case Applied() | Skipped():  # a callback, applied or skipped: never a tick's result here
+            pass
+        case other:
+            raise AssertionError(f"a callback ended as {other!r}")
+    for record in outcome.outgoing:
         if record.value is not None and record.role != "dlq":
             orjson.loads(record.value)  # derived events, snapshots and alerts stay valid JSON
-    if result.stored is not None:
-        PIPELINE.describe(result.stored)  # the stored recording loads back
+    if outcome.stored is not None:
+        PIPELINE.describe(outcome.stored)  # the stored recording loads back
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -280,10 +283,10 @@ def test_any_stream_of_records_through_the_pipeline_ends_in_dead_letters_or_stat
         decoded = decode(raw)
         # The ingest keys each record by its payload.sid, the same field the decoder reads.
         key = decoded.payload.sid.encode() if isinstance(decoded, Envelope) else b"unkeyed"
-        result = PIPELINE.on_callback(stored.get(key), key, raw, [("provider", b"agora")], now_ms=now_ms)
-        check_result(result, raw)
-        if result.write:
-            stored[key] = result.stored
+        outcome = PIPELINE.on_callback(stored.get(key), key, raw, [("provider", b"agora")], now_ms=now_ms)
+        check_result(outcome, raw)
+        if isinstance(outcome.result, Applied | Ticked | Forgotten):
+            stored[key] = outcome.stored
     for key, value in stored.items():
         for later_ms in (GAP_TIMEOUT_MS + 1, INACTIVITY_MS + 1):
             ticked = PIPELINE.on_tick(value, key, now_ms=now_ms + later_ms)
@@ -306,6 +309,7 @@ def test_any_stream_of_records_through_the_pipeline_ends_in_dead_letters_or_stat
     ids=["sequence-2**64-1", "300-levels", "5000-digit-eventType"],
 )
 def test_records_that_used_to_crash_the_pipeline_are_dead_letters(raw: bytes) -> None:
-    result = PIPELINE.on_callback(None, b"s", raw, [], now_ms=T0)
-    assert result.dead_letter == "invalid"
-    assert PIPELINE.on_tick(result.stored, b"s", now_ms=T0 + GAP_TIMEOUT_MS + 1).outgoing == []
+    outcome = PIPELINE.on_callback(None, b"s", raw, [], now_ms=T0)
+    assert isinstance(outcome.result, DeadLettered)
+    assert outcome.result.kind == "invalid"
+    assert PIPELINE.on_tick(outcome.stored, b"s", now_ms=T0 + GAP_TIMEOUT_MS + 1).outgoing == []

@@ -10,7 +10,20 @@ from hypothesis import strategies as st
 
 from processor.core.fold import RetentionPolicy, delivery_clock_ms, fold_all
 from processor.core.reorder import ReorderPolicy
-from processor.pipeline import Batch, InFlight, Outgoing, Pipeline, trim
+from processor.pipeline import (
+    Absent,
+    Applied,
+    Batch,
+    DeadLettered,
+    Forgotten,
+    InFlight,
+    Outgoing,
+    Pipeline,
+    Result,
+    Skipped,
+    Ticked,
+    trim,
+)
 from processor.simulation import deliver, generate_session
 from schemas.decode import decode
 from schemas.state import RecordingState
@@ -29,21 +42,26 @@ def roles(outgoing: list[Outgoing]) -> list[str]:
     return [record.role for record in outgoing]
 
 
+def applied(result: Result) -> Applied:
+    assert isinstance(result, Applied), result
+    return result
+
+
 def test_a_first_callback_stores_the_recording_and_sends_its_events_and_snapshot():
     result = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0)
-    assert result.write
+    applied(result.result)
     assert result.stored is not None
     assert roles(result.outgoing) == ["events", "state"]
     assert orjson.loads(result.outgoing[0].value or b"")["kind"] == "status_changed"
     state = RecordingState.model_validate_json(result.outgoing[1].value or b"")
     assert (state.sid, state.status) == (SID, 4)
-    assert result.deadline_ms == T0 + 600_000
+    assert applied(result.result).deadline_ms == T0 + 600_000
 
 
 def test_a_resent_callback_sends_no_event_only_the_snapshot_with_its_count():
     first = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0)
     again = PIPELINE.on_callback(first.stored, KEY, raw(40, 0, notify_ms=T0 + 9), [], now_ms=T0 + 9)
-    assert again.step.duplicate
+    assert applied(again.result).step.duplicate
     assert roles(again.outgoing) == ["state"]
     assert RecordingState.model_validate_json(again.outgoing[0].value or b"").duplicates == 1
 
@@ -56,21 +74,25 @@ def test_a_broken_body_goes_to_the_dead_letter_topic_with_its_bytes_headers_and_
     assert dead.headers[0] == ("provider", b"agora")
     assert dict(dead.headers)["dlq-kind"] == b"not_json"
     assert dict(dead.headers)["dlq-reason"].startswith(b"not JSON")
-    assert (result.write, result.stored, result.dead_letter) == (False, b"stored", "not_json")
+    assert result.stored == b"stored"
+    assert result.result == DeadLettered("not_json", (dead,))
 
 
 def test_another_products_notice_is_a_dead_letter_too():
     notice = orjson.dumps({"productId": 1, "eventType": 101, "payload": {"channelName": "c"}})
     result = PIPELINE.on_callback(None, KEY, notice, [], now_ms=T0)
     assert roles(result.outgoing) == ["dlq"]
-    assert result.dead_letter == "other_product"
+    assert isinstance(result.result, DeadLettered)
+    assert result.result.kind == "other_product"
 
 
 def test_the_consoles_address_check_changes_nothing_and_sends_nothing():
     check = body(40, 0)
     check["payload"]["cname"] = "test_webhook"
     result = PIPELINE.on_callback(None, KEY, orjson.dumps(check), [], now_ms=T0)
-    assert (result.write, result.outgoing) == (False, [])
+    assert (result.stored, result.outgoing) == (None, [])
+    assert isinstance(result.result, Skipped)
+    assert result.result.reason == "console_check"
 
 
 def test_fatal_errors_and_failovers_are_also_alerts_but_minor_errors_are_not():
@@ -87,7 +109,8 @@ def test_fatal_errors_and_failovers_are_also_alerts_but_minor_errors_are_not():
 def test_a_tick_after_the_gap_timeout_skips_the_hole_and_alerts():
     stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
     held = PIPELINE.on_callback(stored, KEY, raw(33, 2, {"progress": 1}), [], now_ms=T0)
-    assert held.deadline_ms == T0 + 30_000
+    assert applied(held.result).deadline_ms == T0 + 30_000
+    assert applied(held.result).held
     early = PIPELINE.on_tick(held.stored, KEY, now_ms=T0 + 29_999)
     assert roles(early.outgoing) == ["state"]
     result = PIPELINE.on_tick(held.stored, KEY, now_ms=T0 + 30_000)
@@ -98,7 +121,8 @@ def test_a_tick_after_the_gap_timeout_skips_the_hole_and_alerts():
 def test_a_tick_past_the_inactivity_timeout_expires_the_recording_and_tombstones_its_state():
     stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
     result = PIPELINE.on_tick(stored, KEY, now_ms=T0 + 600_000)
-    assert (result.write, result.stored, result.deadline_ms) == (True, None, None)
+    assert result.stored is None
+    assert isinstance(result.result, Forgotten)
     assert roles(result.outgoing) == ["events", "alerts", "state"]
     assert orjson.loads(result.outgoing[0].value or b"")["kind"] == "session_expired"
     assert result.outgoing[-1] == Outgoing("state", KEY, None)
@@ -106,7 +130,7 @@ def test_a_tick_past_the_inactivity_timeout_expires_the_recording_and_tombstones
 
 def test_a_tick_for_a_forgotten_recording_does_nothing():
     result = PIPELINE.on_tick(None, KEY, now_ms=T0)
-    assert (result.write, result.outgoing) == (False, [])
+    assert (result.result, result.stored, result.outgoing) == (Absent(), None, [])
 
 
 @settings(max_examples=30, deadline=None)
@@ -131,19 +155,20 @@ def test_a_record_re_read_after_a_restart_is_recognised_by_its_position_not_coun
     first = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0, position=(2, 10))
     second = PIPELINE.on_callback(first.stored, KEY, raw(33, 1, {"progress": 1}), [], now_ms=T0, position=(2, 11))
     again = PIPELINE.on_callback(second.stored, KEY, raw(40, 0), [], now_ms=T0, position=(2, 10))
-    assert (again.reread, again.write, again.outgoing) == (True, False, [])
+    assert isinstance(again.result, Skipped)
+    assert (again.result.reason, again.stored, again.outgoing) == ("reread", second.stored, [])
     resent = PIPELINE.on_callback(second.stored, KEY, raw(40, 0, notify_ms=T0 + 5), [], now_ms=T0, position=(2, 12))
-    assert resent.step.duplicate  # a real NCS resend has a new position: a duplicate, counted as such
+    assert applied(resent.result).step.duplicate  # a real NCS resend has a new position: a duplicate, counted as such
     moved = PIPELINE.on_callback(second.stored, KEY, raw(33, 2, {"progress": 2}), [], now_ms=T0, position=(0, 3))
-    assert not moved.reread  # another partition (a repartitioned topic): offsets do not compare
+    assert isinstance(moved.result, Applied)  # another partition (a repartitioned topic): offsets do not compare
 
 
 def test_a_batch_writes_each_changed_recording_once_with_its_latest_snapshot_and_keeps_it_live():
     table: dict[bytes, bytes] = {}
     cache: dict = {}
     batch = Batch(PIPELINE, cache, table.get)
-    first = batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(0, 0))
-    second = batch.callback(KEY, raw(33, 1, {"progress": 1}), [], now_ms=T0, position=(0, 1))
+    first = applied(batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(0, 0)))
+    second = applied(batch.callback(KEY, raw(33, 1, {"progress": 1}), [], now_ms=T0, position=(0, 1)))
     assert roles(first.outgoing) == ["events"]  # no snapshot per record: one per sid at the end of the batch
     assert second.tracked is first.tracked  # the second record found the live recording the first one changed
     (write,) = batch.writes()
@@ -169,8 +194,8 @@ def test_a_batch_reads_what_the_cache_lacks_from_the_table_and_sees_its_own_forg
     cache: dict = {}
     batch = Batch(PIPELINE, cache, {KEY: stored}.get)
     expired = batch.tick(KEY, now_ms=T0 + 600_000)  # read from the table, then forgotten
-    assert (expired.write, expired.tracked) == (True, None)
-    assert batch.tick(KEY, now_ms=T0 + 600_001).write is False  # the batch knows it is gone, whatever the table says
+    assert isinstance(expired, Forgotten)
+    assert batch.tick(KEY, now_ms=T0 + 600_001) == Absent()  # the batch knows it is gone, whatever the table says
     (write,) = batch.writes()
     assert (write.stored, write.state) == (None, Outgoing("state", KEY, None))
     assert cache == {}
@@ -180,8 +205,16 @@ def test_dead_letters_and_re_read_records_change_nothing_in_a_batch():
     cache: dict = {}
     batch = Batch(PIPELINE, cache, {}.get)
     batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(1, 5))
-    assert batch.callback(KEY, b"{not json", [], now_ms=T0).dead_letter == "not_json"
-    assert batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(1, 5)).reread
+    match batch.callback(KEY, b"{not json", [], now_ms=T0):
+        case DeadLettered(kind=kind):
+            assert kind == "not_json"
+        case other:
+            raise AssertionError(other)
+    match batch.callback(KEY, raw(40, 0), [], now_ms=T0, position=(1, 5)):
+        case Skipped(reason=reason):
+            assert reason == "reread"
+        case other:
+            raise AssertionError(other)
     assert len(batch.writes()) == 1
 
 
@@ -247,3 +280,12 @@ def test_in_flight_answers_a_tombstone_for_a_recording_forgotten_by_a_batch_not_
     write = in_flight.get(KEY)
     assert write is not None
     assert write.state.value is None  # the query API answers 404 from now on
+
+
+def test_a_tick_that_keeps_the_recording_says_when_to_tick_next_and_what_it_holds():
+    stored = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0).stored
+    held = PIPELINE.on_callback(stored, KEY, raw(33, 2, {"progress": 1}), [], now_ms=T0).stored
+    ticked = PIPELINE.on_tick(held, KEY, now_ms=T0 + 1_000).result
+    assert isinstance(ticked, Ticked)
+    assert (ticked.key, ticked.buffered, ticked.status, ticked.last_delivery_ms) == (KEY, 1, 4, T0)
+    assert ticked.deadline_ms == T0 + 30_000

@@ -11,7 +11,7 @@ from processor.core.fold import RetentionPolicy, Step, Tracked, finish, handle, 
 from processor.core.machine import event_ms
 from processor.core.reorder import ReorderPolicy
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
-from processor.pipeline import Pipeline
+from processor.pipeline import Applied, Pipeline, Ticked
 from schemas.callbacks import Callback
 from tests.unit.builders import SID, T0, body, callback, progress
 
@@ -198,7 +198,9 @@ def test_the_pipeline_reports_a_recordings_last_delivery_for_the_idle_gauge_on_d
     pipeline = Pipeline(ReorderPolicy(), RetentionPolicy())
     delivered = pipeline.on_callback(None, SID.encode(), orjson.dumps(body(40, 0)), [], now_ms=T0 + 500)
     ticked = pipeline.on_tick(delivered.stored, SID.encode(), now_ms=T0 + 120_000)
-    assert (delivered.last_delivery_ms, ticked.last_delivery_ms) == (T0 + 500, T0 + 500)
+    assert isinstance(delivered.result, Applied)
+    assert isinstance(ticked.result, Ticked)
+    assert (delivered.result.last_delivery_ms, ticked.result.last_delivery_ms) == (T0 + 500, T0 + 500)
 
 
 def exercise(metrics: ProcessorMetrics) -> None:
