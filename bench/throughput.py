@@ -32,7 +32,7 @@ from devenv.processes import service
 from devenv.topics import TopicSpec
 from processor.core.fold import RetentionPolicy, Tracked
 from processor.pipeline import Batch, Pipeline, trim
-from processor.settings import ENV_PREFIX, ProcessorSettings
+from processor.settings import ProcessorSettings, worker_environment
 
 ROLES = ("ticks", "events", "state", "alerts", "dlq")
 LABELS = {
@@ -141,8 +141,7 @@ async def _written(ctx: Context, settings: ProcessorSettings) -> dict[str, float
 
 def worker_env(settings: ProcessorSettings) -> dict[str, str]:
     """Return this process's environment with the worker's PROCESSOR_* variables replaced by these settings."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-    return env | {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in settings.model_dump().items()}
+    return worker_environment(settings, os.environ)
 
 
 def _settings(ctx: Context, raw: RawTopic, store: str) -> ProcessorSettings:

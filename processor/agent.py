@@ -57,6 +57,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        consumer_group_instance_id=settings.group_instance_id,  # static membership when set (aiokafka's KIP-345)
+        table_standby_replicas=settings.table_standby_replicas,
         topic_replication_factor=settings.topic_replication_factor,
         producer_linger=settings.producer_linger_ms / 1000,
         web_bind=settings.web_bind,
@@ -149,12 +151,17 @@ def create_app(
         """Whether partitions are assigned and recovered: who owns which sid is known, and the state is whole."""
         return not app.rebalancing and bool(app.router.tables_metadata())
 
+    def owned() -> list[int]:
+        """Return the raw topic's partitions this worker processes (its active ones)."""
+        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.raw_topic)
+
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        """Readiness: 200 once this worker's partitions are assigned and its table recovered, else 503."""
+        """Readiness: 200 once this worker's partitions are assigned and its table recovered, else 503; the
+        group's generation and the raw partitions this worker owns in it."""
         if not ready():
             return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
-        return web.json({"ready": True})
+        return web.json({"ready": True, "generation": app.consumer_generation_id, "partitions": owned()})
 
     @app.table_route(table=recordings, match_info="sid")
     async def owned_recording(web: Any, request: Any, sid: str) -> Any:

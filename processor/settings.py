@@ -61,8 +61,19 @@ class ProcessorSettings(BaseSettings):
     ended_retention_ms: int = Field(HOUR_MS, ge=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     #: How long the group waits for a silent worker (one killed, say) before giving its partitions to others.
-    #: Shorter means faster failover but more rebalances on a busy worker; Kafka's floor is 6 s by default.
+    #: Shorter means faster failover but more rebalances on a busy worker; Kafka's floor is 6 s by default. A static
+    #: member (`group_instance_id`) is waited for this long too when it does not come back (a scale-down, a lost node).
     session_timeout_s: float = Field(30.0, ge=1)
+    #: Static group membership (KIP-345): a worker restarted with the same id gets its partitions back at once, with
+    #: no rebalance for the others, and it never leaves the group on a clean stop. In the StatefulSet, the pod name.
+    #: Two live workers must never share one id (they fence each other), and a restarted one must keep its web URL
+    #: (`web_host`, `web_port`): faust refuses a static member whose URL changed. None: dynamic membership.
+    group_instance_id: str | None = Field(None, min_length=1)
+    #: Standby replicas of each table partition on other workers (faust's `table_standby_replicas`). With RocksDB a
+    #: standby keeps its copy and persisted offsets, so a promoted partition replays only the changelog's tail; the
+    #: memory store keeps no offsets, so a promotion replays everything anyway and standbys only cost. None: 1 with
+    #: RocksDB, 0 with the memory store.
+    standby_replicas: int | None = Field(None, ge=0)
     #: The worker's web server (/metrics, /readyz, /recordings/) listens on this interface: 0.0.0.0 in a pod.
     web_bind: str = "127.0.0.1"
     #: The host other workers reach this one's web server at: Faust forwards /recordings/{sid}/ to the owner.
@@ -95,6 +106,13 @@ class ProcessorSettings(BaseSettings):
         return self
 
     @property
+    def table_standby_replicas(self) -> int:
+        """Return the standby replicas faust keeps of each table partition (see `standby_replicas`)."""
+        if self.standby_replicas is not None:
+            return self.standby_replicas
+        return 1 if self.store == "rocksdb://" else 0
+
+    @property
     def reorder_policy(self) -> ReorderPolicy:
         """Return the reorder buffer's policy."""
         return ReorderPolicy(gap_timeout_ms=self.gap_timeout_ms, max_buffered=self.max_buffered)
@@ -109,6 +127,16 @@ class ProcessorSettings(BaseSettings):
             TopicPlan(self.alerts_topic, self.partitions),
             TopicPlan(self.dlq_topic, self.partitions),
         ]
+
+
+def worker_environment(settings: ProcessorSettings, base: Mapping[str, str]) -> dict[str, str]:
+    """Return `base` with its PROCESSOR_* variables replaced by those that give a worker exactly `settings`.
+
+    A setting left unset (None) gets no variable: its default is None already.
+    """
+    kept = {name: value for name, value in base.items() if not name.startswith(ENV_PREFIX)}
+    given = settings.model_dump(exclude_none=True)
+    return kept | {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in given.items()}
 
 
 def explain(error: ValidationError) -> str:

@@ -343,6 +343,22 @@ def test_processor_web_host_is_its_dns_name_under_the_headless_service(docs: lis
     assert processor.web_host == f"{statefulset['metadata']['name']}-0.{service['metadata']['name']}"
 
 
+def test_each_worker_is_a_static_member_named_after_its_pod_with_a_web_url_that_survives_restarts(
+    docs: list[Resource],
+) -> None:
+    statefulset = only(docs, "StatefulSet", "recording-processor")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    _, processor = settings_of(docs)
+    pod = f"{statefulset['metadata']['name']}-0"
+    assert processor.group_instance_id == pod
+    # faust refuses a static member whose URL changed: both parts come from the pod's name and the manifest.
+    assert processor.web_host.startswith(f"{pod}.")
+    assert port_named(container, "web") == processor.web_port != 0
+    # A restarted member is ready within seconds: the probe must notice it (and a recovering one) as quickly.
+    assert container["readinessProbe"]["periodSeconds"] <= 2
+    assert processor.session_timeout_s <= 30
+
+
 def test_ingest_and_processor_share_the_raw_topic_and_the_cluster(docs: list[Resource]) -> None:
     ingest, processor = settings_of(docs)
     assert (ingest.raw_topic, ingest.bootstrap_servers) == (processor.raw_topic, processor.bootstrap_servers)

@@ -14,7 +14,7 @@ import aiohttp
 from devenv import processes
 from devenv.kafka import free_port
 from devenv.processes import Service
-from processor.settings import ENV_PREFIX, ProcessorSettings
+from processor.settings import ProcessorSettings, worker_environment
 
 SECRET = b"e2e-agora-secret"
 #: Short, so that dropped callbacks become reported gaps within a test.
@@ -53,8 +53,7 @@ def processor_settings(bootstrap_servers: str, tmp_path: Path) -> ProcessorSetti
 
 
 def worker_env(settings: ProcessorSettings) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-    return {**clean, **{f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in settings.model_dump().items()}}
+    return worker_environment(settings, os.environ)
 
 
 def ingest_env(bootstrap_servers: str, raw_topic: str, port: int) -> dict[str, str]:

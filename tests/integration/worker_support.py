@@ -86,8 +86,9 @@ def worker_env(bootstrap_servers: str, topics: dict[str, str], data_dir: Path, *
 
 @contextmanager
 def running_worker(env: dict[str, str], log_path: Path) -> Iterator[Worker]:
-    """Run `python -m processor worker` on loopback; stop it on exit (SIGTERM, then SIGKILL; bounded)."""
-    port = free_port()
+    """Run `python -m processor worker` on loopback (on PROCESSOR_WEB_PORT if `env` has it: a static member keeps its
+    URL across restarts); stop it on exit (SIGTERM, then SIGKILL; bounded)."""
+    port = int(env.get("PROCESSOR_WEB_PORT") or free_port())
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # our own module, fixed arguments
             [sys.executable, "-m", "processor", "worker"],

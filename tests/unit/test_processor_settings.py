@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from ingest.settings import IngestSettings
 from processor.core.reorder import ReorderPolicy
-from processor.settings import ProcessorSettings, TopicPlan, explain
+from processor.settings import ProcessorSettings, TopicPlan, explain, worker_environment
 
 
 def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> ProcessorSettings:
@@ -127,3 +127,43 @@ def test_batches_default_to_a_thousand_records_or_a_tenth_of_a_second_and_refuse
     with pytest.raises(ValidationError) as error:
         load(monkeypatch, batch_max_records="0")
     assert explain(error.value).startswith("PROCESSOR_BATCH_MAX_RECORDS:")
+
+
+def test_membership_is_dynamic_unless_an_instance_id_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load(monkeypatch).group_instance_id is None
+    assert load(monkeypatch, group_instance_id="recording-processor-1").group_instance_id == "recording-processor-1"
+    with pytest.raises(ValidationError, match="group_instance_id"):
+        load(monkeypatch, group_instance_id="")
+
+
+@pytest.mark.parametrize(
+    ("store", "given", "replicas"),
+    [("rocksdb://", None, 1), ("memory://", None, 0), ("memory://", "2", 2), ("rocksdb://", "0", 0)],
+)
+def test_standbys_are_kept_where_they_help_unless_set(
+    monkeypatch: pytest.MonkeyPatch, store: str, given: str | None, replicas: int
+) -> None:
+    extra = {"standby_replicas": given} if given is not None else {}
+    assert load(monkeypatch, store=store, **extra).table_standby_replicas == replicas
+
+
+def test_a_workers_environment_gives_it_exactly_these_settings_and_drops_stray_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = ProcessorSettings(partitions=3, group_instance_id=None, web_port=7000)
+    env = worker_environment(settings, {"PATH": "/bin", "PROCESSOR_STORE": "rocksdb://"})
+    assert env["PATH"] == "/bin"
+    assert "PROCESSOR_GROUP_INSTANCE_ID" not in env  # unset stays unset (never the string "None")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PROCESSOR_GROUP_INSTANCE_ID", raising=False)
+    assert ProcessorSettings() == settings
+
+
+def test_the_worker_hands_its_instance_id_and_standbys_to_faust() -> None:
+    from processor.agent import create_app
+
+    static = create_app(ProcessorSettings(group_instance_id="recording-processor-1", store="rocksdb://")).conf
+    assert (static.consumer_group_instance_id, static.table_standby_replicas) == ("recording-processor-1", 1)
+    dynamic = create_app(ProcessorSettings()).conf
+    assert (dynamic.consumer_group_instance_id, dynamic.table_standby_replicas) == (None, 0)
