@@ -18,6 +18,7 @@ from faust.types import EventT
 from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
+from kafkaio.partitions import partition_for
 from processor import collector
 from processor.commit import Committer
 from processor.core.fold import RetentionPolicy
@@ -26,7 +27,18 @@ from processor.faust_internals import EventTable, QuietWorker, SafeRecoveryTable
 from processor.localview import LocalView
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
 from processor.outputs import ProducerOutputs
-from processor.pipeline import Absent, Applied, Batch, DeadLettered, Forgotten, Pipeline, Result, Skipped, Ticked
+from processor.pipeline import (
+    Absent,
+    Applied,
+    Batch,
+    DeadLettered,
+    Forgotten,
+    Known,
+    Pipeline,
+    Result,
+    Skipped,
+    Ticked,
+)
 from processor.settings import ProcessorSettings
 
 #: Default page size of GET /recordings/.
@@ -121,12 +133,21 @@ def create_app(
     async def close_batch() -> None:
         await batches.close()
 
+    def known(key: bytes) -> Known | None:
+        """Return what the table says of a local recording (None if it holds none)."""
+        stored = recordings.get(key)
+        return None if stored is None else pipeline.known(stored)
+
+    def local_keys() -> list[bytes]:
+        """Return the table's sids of the partitions this worker owns (a memory store keeps the others')."""
+        mine, every = set(owned()), list(range(settings.partitions))
+        return [key for key in recordings if partition_for(key, every, every) in mine]
+
     @app.timer(settings.tick_interval_s)  # type: ignore[untyped-decorator]  # faust's timer decorator is untyped
     async def send_ticks() -> None:
+        if not local.complete and ready():  # assigned and recovered: a tick only when one is due, never one each
+            await local.fill(local_keys(), known, newer=batches.in_flight)
         now_ms = clock_ms()
-        if local.rescan:  # after a (re)start or rebalance: every local recording gets a tick to reschedule
-            local.rescan = False
-            local.deadlines.update(dict.fromkeys(recordings.keys(), now_ms))
         for key in local.due(now_ms):
             await ticks.send(key=key, value=b"")
         metrics.buffered.set(sum(local.buffered.values()))
@@ -180,7 +201,7 @@ def create_app(
     @app.page("/recordings/")
     async def list_recordings(web: Any, request: Any) -> Any:
         """This worker's recordings (optionally of one `status`), by sid, `limit` a page after the sid `after`."""
-        if not ready():  # the local view is refilled by the ticks after the assignment
+        if not ready() or not local.complete:  # the local view is filled from the table after an assignment
             return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
         try:
             status = int(request.query["status"]) if "status" in request.query else None

@@ -33,6 +33,7 @@ from processor.results import (
     DeadLettered,
     Forgotten,
     Headers,
+    Known,
     Outcome,
     Outgoing,
     Result,
@@ -164,6 +165,13 @@ class Pipeline:
     def load(self, stored: bytes | None) -> Tracked | None:
         """Return the recording a table value holds (None for none)."""
         return None if stored is None else load(stored, self.reorder)
+
+    def known(self, stored: bytes) -> Known:
+        """Return when a stored recording needs its next tick, and its depth, status and last delivery."""
+        tracked = load(stored, self.reorder)
+        buffer = tracked.buffer
+        deadline_ms = next_deadline_ms(tracked, self.retention)
+        return Known(deadline_ms, buffer.buffered(), tracked.recording.status, buffer.last_offer_ms)
 
     def describe(self, stored: bytes) -> bytes:
         """Return the RecordingState JSON of a stored recording (what the state topic and the query API show)."""
@@ -325,6 +333,7 @@ __all__ = [  # the results are part of the pipeline's interface
     "Forgotten",
     "Headers",
     "InFlight",
+    "Known",
     "Outcome",
     "Outgoing",
     "Pipeline",

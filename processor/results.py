@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from processor.core.fold import SkipReason, Step, Tracked
 from schemas.compiled import AnyCallback
@@ -57,6 +57,15 @@ class Ticked:
     tracked: Tracked
     step: Step
     outgoing: list[Outgoing]
+    deadline_ms: int
+    buffered: int
+    status: int
+    last_delivery_ms: int
+
+
+class Known(NamedTuple):
+    """What the local view needs of a stored recording: when to tick it, its depth, status and last delivery."""
+
     deadline_ms: int
     buffered: int
     status: int

@@ -289,3 +289,12 @@ def test_a_tick_that_keeps_the_recording_says_when_to_tick_next_and_what_it_hold
     assert isinstance(ticked, Ticked)
     assert (ticked.key, ticked.buffered, ticked.status, ticked.last_delivery_ms) == (KEY, 1, 4, T0)
     assert ticked.deadline_ms == T0 + 30_000
+
+
+def test_what_the_table_says_of_a_recording_is_what_its_last_result_said():
+    first = PIPELINE.on_callback(None, KEY, raw(40, 0), [], now_ms=T0)
+    held = PIPELINE.on_callback(first.stored, KEY, raw(33, 2, {"progress": 1}), [], now_ms=T0 + 10)  # 1 is missing
+    result = applied(held.result)
+    assert result.buffered == 1
+    assert held.stored is not None
+    assert PIPELINE.known(held.stored) == (result.deadline_ms, 1, result.status, result.last_delivery_ms)
