@@ -1,13 +1,15 @@
-"""Processor benchmark: events/s through the live worker vs a decode-only Faust agent and a bare aiokafka loop.
+"""Processor benchmark: events/s through the live worker vs a straightforward Faust worker (the peer a user would
+write: bench/straightforward_agent.py), a decode-only Faust agent and a bare aiokafka loop.
 
-All three read the same pre-published raw topic from its beginning, each as its own subprocess on a fresh
+All four read the same pre-published raw topic from its beginning, each as its own subprocess on a fresh
 consumer group. Each one's throughput is (records − 1) ÷ (when it handled the last record − when it handled the
 first), so start-up (imports, group join, assignment, first fetch) and the final commit are outside the window:
 - the worker: its output records' CreateTime (set by its producer as each record is queued). The first is its
   first derived event or snapshot, whichever came first (a batch's derived events are queued record by record,
   its snapshots once per sid at the batch's end); the last is the earliest state record from which every sid's
   state equals the replay of the same records, checked;
-- the baselines: their own clock at the first and the last record.
+- the baselines: their own clock at the first and the last record (the straightforward worker's final states are
+  checked against the replay as the worker's are).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ LABELS = {
     "worker_memory": "worker (memory store)",
     "worker_rocksdb": "worker (RocksDB store)",
     "decode_agent": "decode-only Faust agent",
+    "straightforward_agent": "straightforward Faust worker",
     "bare_loop": "bare aiokafka loop",
 }
 
@@ -64,6 +67,7 @@ def run(ctx: Context) -> BenchResult:
     raw = ctx.raw_topic()
     expected = workload.final_states(raw.workload.lines)
     runs = {"bare_loop": bare_loop(ctx, raw), "decode_agent": decode_agent(ctx, raw)}
+    runs["straightforward_agent"] = straightforward_agent(ctx, raw, expected)
     runs["worker_memory"] = worker(ctx, raw, expected, store="memory://")
     if not ctx.quick:
         runs["worker_rocksdb"] = worker(ctx, raw, expected, store="rocksdb://")
@@ -89,6 +93,22 @@ def decode_agent(ctx: Context, raw: RawTopic) -> Measured:
     argv += ["--partitions", str(brokerio.PARTITIONS), "--data-dir", str(ctx.workdir / app_id)]
     argv += ["--web-port", str(free_port()), "--records", str(raw.records), "--report", str(report)]
     return _self_reporting(ctx, "decode agent", argv, report, raw.records)
+
+
+def straightforward_agent(ctx: Context, raw: RawTopic, expected: dict[str, Any]) -> Measured:
+    """Run bench.straightforward_agent over the raw topic; check that it ends in the replay's states too."""
+    app_id = brokerio.unique("straightforward")
+    outputs = [TopicSpec(f"{app_id}-{role}", brokerio.PARTITIONS) for role in ("events", "state", "alerts", "dlq")]
+    asyncio.run(brokerio.create(ctx.broker, *outputs))
+    report = ctx.workdir / f"{app_id}.json"
+    argv = python("bench.straightforward_agent", "--bootstrap-servers", ctx.broker, "--topic", raw.name)
+    argv += ["--out-prefix", app_id, "--app-id", app_id, "--partitions", str(brokerio.PARTITIONS)]
+    argv += ["--data-dir", str(ctx.workdir / app_id), "--web-port", str(free_port())]
+    argv += ["--records", str(raw.records), "--report", str(report)]
+    measured = _self_reporting(ctx, "straightforward faust worker", argv, report, raw.records)
+    states = asyncio.run(brokerio.read_to_end(ctx.broker, f"{app_id}-state"))
+    state_window(states, expected)  # raises unless every sid ends in the replay's state: a fair peer
+    return measured
 
 
 def _self_reporting(ctx: Context, name: str, argv: list[str], report: Path, records: int) -> Measured:
@@ -224,6 +244,9 @@ def _budget_s(records: int) -> float:
 def _result(raw: RawTopic, runs: dict[str, Measured], alone: float) -> BenchResult:
     speed = {name: Figure(LABELS[name], measured.per_second, "events/s") for name, measured in runs.items()}
     comparisons = [
+        Comparison(
+            "worker_vs_straightforward_agent", speed["worker_memory"], speed["straightforward_agent"], target=2.0
+        ),
         Comparison("worker_vs_decode_agent", speed["worker_memory"], speed["decode_agent"], target=0.6),
         Comparison("worker_vs_bare_loop", speed["worker_memory"], speed["bare_loop"]),
         Comparison("decode_agent_vs_bare_loop", speed["decode_agent"], speed["bare_loop"]),

@@ -35,7 +35,7 @@ def check_well_formed(result: BenchResult, *, signed: tuple[str, ...] = ()) -> N
             assert ratio > 0, name
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_the_quick_processor_and_rebuild_benchmarks_report_well_formed_positive_figures(
     kafka: EmbeddedKafka, tmp_path: Path
 ) -> None:
@@ -46,6 +46,7 @@ def test_the_quick_processor_and_rebuild_benchmarks_report_well_formed_positive_
     for result in results:
         check_well_formed(result)
     assert results[0].details["concurrent_recordings_per_worker"] > 0
+    assert "worker_vs_straightforward_agent" in results[0].as_json()["comparisons"]  # the peer a user would write
     written = write_all(results, environment(["--quick"], quick=True), tmp_path / "out")
     assert [path.name for path in written] == ["results.json", "results.md", "results.png"]
     document = json.loads(written[0].read_text())
