@@ -194,7 +194,7 @@ class Committer(Generic[R]):
         writes = opened.batch.writes()
         if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
             self.forget()
-        else:  # the query API lists what the state topic is about to show (else the local view is filled from the table again)
+        else:  # the query API lists what the state topic is about to show (else the view is filled from the table)
             for write in writes:
                 self.note(write.key, opened.batch.changed[write.key])
         self.in_flight.sent(writes)

@@ -28,7 +28,7 @@ async def test_after_an_assignment_the_view_learns_every_recording_from_the_tabl
     assert not view.complete
     await view.fill(list(stored), stored.get)
     assert view.complete
-    assert view.status == {key: 4 for key in stored}
+    assert view.status == dict.fromkeys(stored, 4)
     assert sum(view.buffered.values()) == sum(known.buffered for known in stored.values())
     assert len(view.due(NOW)) == 50  # not 5,000: the ones whose gap timeout or retention has come
     assert view.due(NOW) == []
