@@ -7,12 +7,12 @@ sid to the ticks topic, which is co-partitioned with the raw topic and read by t
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, assert_never, cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
+import aiohttp
 import faust
 from faust.types import EventT
 from mode import CrashingSupervisor
@@ -22,27 +22,14 @@ from kafkaio.partitions import partition_for
 from processor import collector
 from processor.commit import Committer
 from processor.core.fold import RetentionPolicy
-from processor.core.machine import event_ms
 from processor.faust_internals import EventTable, QuietWorker, SafeRecoveryTableManager, setup_sensors
+from processor.listing import Gatherer, LocalPage, Query, Unavailable
 from processor.localview import LocalView
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
 from processor.outputs import ProducerOutputs
-from processor.pipeline import (
-    Absent,
-    Applied,
-    Batch,
-    DeadLettered,
-    Forgotten,
-    Known,
-    Pipeline,
-    Result,
-    Skipped,
-    Ticked,
-)
+from processor.pipeline import Batch, Known, Pipeline, Result
 from processor.settings import ProcessorSettings
 
-#: Default page size of GET /recordings/.
-PAGE_SIZE = 100
 #: The answer while partitions are being assigned or recovered: the owner of a sid is not known yet.
 NOT_READY = {"error": "partitions are being assigned or recovered; retry shortly"}
 
@@ -198,21 +185,23 @@ def create_app(
             return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
         return await owned_recording(web, request, sid)  # type: ignore[call-arg]  # a union of view signatures
 
+    def local_page(query: Query) -> LocalPage:
+        """This worker's own page of `query`; Unavailable until it knows all its recordings after an assignment."""
+        if not ready() or not local.complete:  # False from an assignment until it is filled
+            raise Unavailable(f"{app.conf.canonical_url} is not ready: partitions or recordings not known yet")
+        return LocalPage.of(query, local, batches.snapshot, generation=app.consumer_generation_id, partitions=owned())
+
+    async def peer_get(url: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+        async with app.http_client.get(f"{url}/recordings/", params=params) as response:  # the app's session
+            return response.status, await response.read()
+
+    gatherer = Gatherer(str(app.conf.canonical_url), settings.partitions, local_page, peer_get, (aiohttp.ClientError,))
+
     @app.page("/recordings/")
     async def list_recordings(web: Any, request: Any) -> Any:
-        """This worker's recordings (optionally of one `status`), by sid, `limit` a page after the sid `after`."""
-        if not ready() or not local.complete:  # the local view is filled from the table after an assignment
-            return web.json(NOT_READY, status=503, headers={"Retry-After": "1"})
-        try:
-            status = int(request.query["status"]) if "status" in request.query else None
-            limit = int(request.query.get("limit", PAGE_SIZE))
-        except ValueError:
-            return web.json({"error": "status and limit must be integers"}, status=400)
-        size = min(max(limit, 1), 1000)
-        keys = local.page(status=status, after=request.query.get("after", "").encode(), limit=size)
-        states = [json.loads(state) for state in map(batches.snapshot, keys) if state is not None]
-        following = keys[-1].decode() if len(keys) == size else None
-        return web.json({"recordings": states, "next": following})
+        """The group's recordings (scope=local: this worker's), by sid, `limit` after `after`, of `status` if given."""
+        answer = await gatherer.respond(request.query, app.router.table_metadata(recordings.name))
+        return web.json(answer.body, status=answer.status, headers=answer.headers)
 
     del process, close_batch, send_ticks, on_assigned, on_revoked, on_recovered, readyz, get_recording, list_recordings
     return app
@@ -232,31 +221,11 @@ def folder(
             headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # raw topics: (name, bytes) pairs
             position = (message.partition, message.offset)
             result = batch.callback(key, cast(bytes, event.value), headers, now_ms=now_ms, position=position)
-        _observe(metrics, result, now_ms=now_ms)
+        metrics.observe_result(result, now_ms=now_ms)
         metrics.processing_seconds.observe(time.perf_counter() - started)
         return result
 
     return fold
-
-
-def _observe(metrics: ProcessorMetrics, result: Result, *, now_ms: int) -> None:
-    """Translate one result into the metrics."""
-    match result:
-        case Applied(callback=callback):
-            event_time = event_ms(callback)
-            metrics.observe(
-                result.step, event_type=callback.eventType, now_ms=now_ms, event_ms=event_time, buffered=result.held
-            )
-        case Ticked() | Forgotten():
-            metrics.observe_released(result.step)
-        case Skipped(callback=callback):
-            metrics.skipped(event_type=callback.eventType)
-        case DeadLettered(kind=kind):
-            metrics.dead_letter(kind)
-        case Absent():  # a tick of a forgotten sid: nothing released
-            pass
-        case _:
-            assert_never(result)
 
 
 def main(argv: list[str] | None = None) -> int:

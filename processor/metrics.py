@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, get_args
+from typing import Any, Final, assert_never, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from processor.core import codes
 from processor.core.fold import Step
+from processor.core.machine import event_ms
 from processor.core.reorder import GapReason
+from processor.results import Absent, Applied, DeadLettered, Forgotten, Result, Skipped, Ticked
 from schemas.decode import RejectionKind
 from schemas.derived import (
     DerivedEvent,
@@ -167,6 +169,24 @@ class ProcessorMetrics:
         # The vendor's clock and ours differ: an event "from the future" counts as no lag.
         self.lag_seconds.observe(max(0, now_ms - event_ms) / 1000)
         self.observe_released(step)
+
+    def observe_result(self, result: Result, *, now_ms: int) -> None:
+        """Record what one input record did (the worker's path: a callback, a tick, a skip or a dead letter)."""
+        match result:
+            case Applied(callback=callback, step=step, held=held):
+                self.observe(
+                    step, event_type=callback.eventType, now_ms=now_ms, event_ms=event_ms(callback), buffered=held
+                )
+            case Ticked(step=step) | Forgotten(step=step):
+                self.observe_released(step)
+            case Skipped(callback=callback):
+                self.skipped(event_type=callback.eventType)
+            case DeadLettered(kind=kind):
+                self.dead_letter(kind)
+            case Absent():  # a tick of a forgotten sid: nothing released
+                pass
+            case _:
+                assert_never(result)
 
     def observe_released(self, step: Step) -> None:
         """Record what a step applied and derived: the whole of a tick's or an end of input's step."""

@@ -27,23 +27,23 @@ pytestmark = pytest.mark.kafka
 
 
 async def until_it_holds_recordings(worker: Worker, *, timeout_s: float = 60) -> None:
-    """Wait until the worker lists recordings of its own (GET /recordings/ shows only the local ones)."""
+    """Wait until the worker lists recordings of its own (scope=local: only those of the partitions it owns)."""
     async with asyncio.timeout(timeout_s):
         while True:
             worker.check_alive()
-            status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/")
+            status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/?scope=local")
             if status == 200 and json.loads(body)["recordings"]:
                 return
             await asyncio.sleep(0.2)
 
 
 async def listed_sids(worker: Worker) -> set[str] | None:
-    """Return the sids the worker holds, from every page of GET /recordings/ (None while it answers 503)."""
+    """Return the sids the worker holds, from every page of its local listing (None while it answers 503)."""
     sids: set[str] = set()
     after = ""
     while True:
-        status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/?limit=1000&after={after}")
-        if status == 503:  # a rebalance under way: nobody knows who owns what yet
+        status, body = await asyncio.to_thread(get, f"{worker.url}/recordings/?scope=local&limit=1000&after={after}")
+        if status == 503:  # a rebalance under way, or its recordings not all known yet
             return None
         assert status == 200, body
         page = json.loads(body)
@@ -57,7 +57,7 @@ async def sids_by_worker(workers: tuple[Worker, ...], expected: set[str], *, tim
     """Return each worker's listed sids once, together, they list every expected one.
 
     The state topic can be whole while the group still rebalances (a member's heartbeat late under load): the
-    listings answer 503 until it ends, and the ticks then refill each worker's local view of what it owns.
+    listings answer 503 until it ends, and each worker then fills its local view of what it owns from the table.
     """
     async with asyncio.timeout(timeout_s):
         while True:

@@ -219,6 +219,24 @@ def exercise(metrics: ProcessorMetrics) -> None:
     metrics.set_active_by_status({4: 1})
 
 
+def test_each_kind_of_result_is_counted_where_it_belongs(registry, metrics):
+    pipeline = Pipeline(ReorderPolicy(), RetentionPolicy())
+    applied = pipeline.on_callback(None, SID.encode(), orjson.dumps(body(40, 0)), [], now_ms=T0)
+    metrics.observe_result(applied.result, now_ms=T0)
+    dead = pipeline.on_callback(None, b"x", b"{not json", [], now_ms=T0)
+    metrics.observe_result(dead.result, now_ms=T0)
+    check = body(40, 1)
+    check["payload"]["cname"] = "test_webhook"
+    skipped = pipeline.on_callback(None, b"y", orjson.dumps(check), [], now_ms=T0)
+    metrics.observe_result(skipped.result, now_ms=T0)
+    metrics.observe_result(pipeline.on_tick(None, b"z", now_ms=T0).result, now_ms=T0)  # absent: nothing counted
+    total = "callbacks_total"
+    assert value(registry, total, event_type="recorder_started", outcome="applied") == 1
+    assert value(registry, total, event_type="unknown", outcome="dead_letter") == 1
+    assert value(registry, "dead_letters_total", kind="not_json") == 1
+    assert value(registry, total, event_type="recorder_started", outcome="skipped") == 1
+
+
 def test_no_metric_is_labelled_by_recording_channel_or_user(registry, metrics):
     exercise(metrics)
     labels = {name for family in registry.collect() for sample in family.samples for name in sample.labels}
