@@ -84,6 +84,8 @@ def decode_object(body: Any) -> Decoded:
     if isinstance(event_type, str) and (spelled := spelled_integer(event_type)) is not None:
         # Numbers arrive as strings in the wild; a Literal[42] tag would refuse "42".
         body = {**body, "eventType": spelled}
+        if spelled > MAX_SAFE_INTEGER:  # refused as the number it spells is: a held callback is stored as that
+            found = Shape(too_deep=False, big_numbers=True)
     try:
         decoded = CALLBACK_ADAPTER.validate_python(body)
     except ValidationError as error:

@@ -305,8 +305,11 @@ def test_any_stream_of_records_through_the_pipeline_ends_in_dead_letters_or_stat
         + b"}}}",
         # int() of thousands of digits raises in Python itself.
         b'{"eventType":"' + b"9" * 5000 + b'","payload":{"sid":"s","uid":"1","sequence":0,"details":{}}}',
+        # Spelled as a string, read as an integer beyond 2**53 that its own dump (a number) is refused for: held,
+        # it made a stored recording that no longer loaded (found by the property test above).
+        b'{"eventType":"9007199254740993","payload":{"sid":"s","uid":"1","sequence":3,"details":{}}}',
     ],
-    ids=["sequence-2**64-1", "300-levels", "5000-digit-eventType"],
+    ids=["sequence-2**64-1", "300-levels", "5000-digit-eventType", "eventType-spelled-beyond-2**53"],
 )
 def test_records_that_used_to_crash_the_pipeline_are_dead_letters(raw: bytes) -> None:
     outcome = PIPELINE.on_callback(None, b"s", raw, [], now_ms=T0)
