@@ -2,11 +2,13 @@
 
 What a changelog-backed table stores per sid: a worker that loads it continues exactly where the one that
 dumped it stopped, callbacks still held behind a missing number included. Held callbacks are stored as NCS
-bodies and decoded again on load by the same decoder the live path uses.
+bodies and decoded again on load by the same decoder the live path uses. A value stored in an earlier format
+version is upcast, one version at a time, to the current one before it is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -19,8 +21,10 @@ from schemas import compiled
 from schemas.compiled import AnyCallback, to_body
 from schemas.decode import OtherProduct, Rejection, decode_object
 
-#: Bumped whenever the stored shape changes; `load` refuses other versions rather than guess.
+#: Bumped whenever the stored shape changes, with an upcaster from the version before in `UPCASTERS`.
 FORMAT_VERSION: Final = 1
+
+Stored = dict[str, Any]
 
 _RECORDING: Final = TypeAdapter(Recording)
 
@@ -51,14 +55,65 @@ def dump(tracked: Tracked) -> bytes:
 
 
 def load(data: bytes, policy: ReorderPolicy) -> Tracked:
-    """Rebuild what `dump` stored, under the given reorder policy."""
-    stored = orjson.loads(data)
-    if not isinstance(stored, dict) or stored.get("version") != FORMAT_VERSION:
-        raise StoredRecordingError(f"not a stored recording of format version {FORMAT_VERSION}")
+    """Rebuild what `dump` stored, in this format version or an earlier one, under the given reorder policy."""
+    stored = upcast(orjson.loads(data))
     lanes = {lane["uid"]: _load_lane(lane) for lane in stored["lanes"]}
     buffer = ReorderBuffer(policy, lanes, stored["clock_ms"], stored["last_offer_ms"])
-    position = stored.get("source_position")
+    position = stored["source_position"]
     return Tracked(_RECORDING.validate_python(stored["recording"]), buffer, tuple(position) if position else None)
+
+
+def upcast(value: object) -> Stored:
+    """Bring a stored value of any version `UPCASTERS` reaches up to `FORMAT_VERSION`, one version at a time."""
+    if not isinstance(value, dict):
+        raise StoredRecordingError("not a stored recording: not a JSON object")
+    stored: Stored = value
+    version = stored_version(stored)
+    if version is None:
+        raise StoredRecordingError("not a stored recording: no format version")
+    if version > FORMAT_VERSION:
+        raise StoredRecordingError(
+            f"stored in format version {version}, newer than this worker reads ({FORMAT_VERSION}): roll forward"
+        )
+    while version < FORMAT_VERSION:
+        upcaster = UPCASTERS.get(version)
+        if upcaster is None:
+            raise StoredRecordingError(
+                f"no upcaster from format version {version} (this worker reads {FORMAT_VERSION})"
+            )
+        stored = upcaster(stored)
+        version += 1
+    return stored
+
+
+def stored_version(stored: Stored) -> int | None:
+    """Return the format version of a stored value, or None if it has none."""
+    version = stored.get("version")
+    if type(version) is not int:
+        return None
+    # The first releases stored their shape under 1 as well, before `last_offer_ms` (1e461f3) and then
+    # `source_position` (24d55b5) were added: what lacks either is that shape, version 0.
+    if version == 1 and not ("last_offer_ms" in stored and "source_position" in stored):
+        return 0
+    return version
+
+
+def _from_0(stored: Stored) -> Stored:
+    """Version 0 → 1: add the buffer's last offer time and the source position, which version 0 did not keep."""
+    return {
+        **stored,
+        "version": 1,
+        # The buffer's clock is the latest time it was shown, so no offer came later: taken as the last one,
+        # retention counts from the latest moment the recording can have been heard from.
+        "last_offer_ms": stored.get("last_offer_ms", stored["clock_ms"]),
+        # Unknown: every raw record re-read after a restart then folds in again (as before positions were kept).
+        "source_position": stored.get("source_position"),
+    }
+
+
+#: Format version → what turns a stored value of that version into one of the next: `load` reads every version
+#: from the lowest listed here up to `FORMAT_VERSION`. A format change adds its upcaster, never edits one.
+UPCASTERS: Final[Mapping[int, Callable[[Stored], Stored]]] = {0: _from_0}
 
 
 def _dump_lane(lane: Lane) -> dict[str, Any]:
