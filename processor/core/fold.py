@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from processor.core import codes
-from processor.core.machine import Recipe, Recipes, Recording, apply_into, build, event_ms, summary, trusted
+from processor.core.machine import Recipe, Recipes, Recording, apply_into, event_ms, summary
 from processor.core.reorder import (
     HELD,
     LATE,
@@ -24,7 +24,7 @@ from processor.core.reorder import (
 )
 from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID
 from schemas.compiled import AnyCallback
-from schemas.derived import SCHEMA_VERSION, DerivedEvent, SequenceGapDetected, SessionExpired, event_id
+from schemas.derived import SCHEMA_VERSION, DerivedEvent, SequenceGapDetected, SessionExpired, event_id, trusted
 from schemas.state import RecordingState, StreamState
 
 #: The console's address check sends signed test events on this channel (spec README): never a recording.
@@ -67,7 +67,7 @@ class Step(msgspec.Struct, eq=False, gc=False):  # one per delivery: builds in a
         """Return the derived events, in order (built once, then the same list)."""
         events = self.events
         if events is None:
-            events = self.events = [build(recipe) for recipe in self.recipes or ()]
+            events = self.events = [recipe() for recipe in self.recipes or ()]  # build(recipe), inline
             self.recipes = None
         return events
 
@@ -239,19 +239,16 @@ def _apply_released(recording: Recording, released: Released) -> Step:
 
 
 def _gap_event(recording: Recording, gap: Gap) -> Recipe:
-    span = f"{gap.missing_from}-{gap.missing_to}"
-    fields = {
-        "event_id": event_id(recording.sid, gap.uid, span, SequenceGapDetected.kind_name()),
-        "sid": recording.sid,
-        "cname": recording.cname or gap.next_callback.payload.cname,
-        "uid": gap.uid,
-        "at_ms": event_ms(gap.next_callback),
-        "missing_from": gap.missing_from,
-        "missing_to": gap.missing_to,
-        "missing_count": gap.missing_to - gap.missing_from + 1,
-        "reason": gap.reason,
-    }
-    return SequenceGapDetected, None, fields
+    sid, cname, at_ms = recording.sid, recording.cname or gap.next_callback.payload.cname, event_ms(gap.next_callback)
+    return lambda: SequenceGapDetected.of(
+        sid=sid,
+        cname=cname,
+        uid=gap.uid,
+        at_ms=at_ms,
+        missing_from=gap.missing_from,
+        missing_to=gap.missing_to,
+        reason=gap.reason,
+    )
 
 
 @dataclass(slots=True)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, Literal
 
 from processor.core import codes
 from processor.core.codes import STREAM_RECEIVING
@@ -44,6 +42,7 @@ from schemas.derived import (
     DerivedEvent,
     FailedOver,
     FilesUploaded,
+    Origin,
     RecorderLeft,
     RecordingErrored,
     RecordingWarned,
@@ -57,21 +56,20 @@ from schemas.derived import (
     UploadProgressed,
     VodUploadStarted,
     VodUploadTriggered,
-    event_id,
 )
+from schemas.derived import trusted as trusted  # re-exported: the one place that skips validation, by its old name
 from schemas.state import ErrorRecord, FailoverRecord
 
 #: (event time ms, uid, sequence): a total order of callbacks that does not depend on arrival.
 OrderKey = tuple[int, str, int]
 Media = Literal["audio", "video"]
 Derived = list[DerivedEvent]
-#: What every derived event of one callback shares: (sid, cname, uid, sequence, at_ms, late).
-Base = tuple[str, str, str, int, int, bool]
-#: A derived event not built yet: its class, its callback's Base (None: `fields` are complete, validate them)
-#: and its own fields. Built only when someone reads it (`build`): `replay --summary` and a state rebuild never do.
-Recipe = tuple[type[DerivedEvent], Base | None, dict[str, Any]]
+#: A derived event not built yet: a closure calling its typed constructor (`of`, so mypy checks every argument)
+#: over values taken when its callback was applied (locals bound once, and the callback, never the recording,
+#: which moves on). Built only when someone reads it (`build`): `replay --summary` and a state rebuild never do.
+#: A closure rather than a `functools.partial`: half the instructions to make, and mypy lets a partial miss arguments.
+Recipe = Callable[[], DerivedEvent]
 Recipes = list[Recipe]
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(slots=True)
@@ -160,41 +158,12 @@ def apply_into(recording: Recording, callback: AnyCallback, late: bool, out: Rec
         first_uid = recording.first_uid
         if first_uid is None or key < first_uid[0]:
             recording.first_uid = (key, uid)
-    HANDLERS[type(callback)](recording, callback, key, (recording.sid, cname, uid, sequence, at_ms, late), out)
+    HANDLERS[type(callback)](recording, callback, key, Origin(recording.sid, cname, uid, sequence, at_ms, late), out)
 
 
 def build(recipe: Recipe) -> DerivedEvent:
-    """Build the derived event a recipe describes (once: it takes the recipe's fields over)."""
-    cls, base, fields = recipe
-    if base is None:
-        return cls(**fields)
-    sid, fields["cname"], uid, sequence, fields["at_ms"], fields["late"] = base
-    fields["sid"], fields["uid"], fields["sequence"] = sid, uid, sequence
-    fields["event_id"] = event_id(sid, uid, sequence, cls.kind_name())
-    return cls.trusted(fields)
-
-
-def trusted(cls: type[M], fields: dict[str, Any]) -> M:
-    """Build a model from every one of its fields, already of their types (read from validated callbacks).
-
-    Pydantic's validation costs 2-4 µs a model, more than the rest of the callback's fold; a unit test proves
-    that this equals the validated model, field for field, fields set included.
-    """
-    model = _new(cls)
-    _set(model, "__dict__", fields)
-    # Every field counts as set (only `exclude_unset` reads this): one set per class, never mutated in place.
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = set(cls.model_fields)
-    _set(model, "__pydantic_fields_set__", names)
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
-
-
-_new = object.__new__
-_set = object.__setattr__
-_FIELD_NAMES: dict[type[BaseModel], set[str]] = {}
+    """Build the derived event a recipe describes."""
+    return recipe()
 
 
 def _newer(current: tuple[OrderKey, Any] | None, key: OrderKey) -> bool:
@@ -210,7 +179,7 @@ _TERMINAL_STATUSES = codes.TERMINAL_STATUSES
 _CAUSES: dict[int, str] = {event_type: f"{event_type} {name}" for event_type, name in codes.EVENT_NAMES.items()}
 
 
-def _move_status(recording: Recording, to_status: int, event_type: int, base: Base, out: Recipes) -> None:
+def _move_status(recording: Recording, to_status: int, event_type: int, origin: Origin, out: Recipes) -> None:
     """Raise the status to `to_status` unless it is terminal or already as far along the lifecycle."""
     from_status = recording.status
     if from_status in _TERMINAL_STATUSES:
@@ -218,18 +187,23 @@ def _move_status(recording: Recording, to_status: int, event_type: int, base: Ba
     if _STATUS_RANKS.get(to_status, to_status) <= _STATUS_RANKS.get(from_status, from_status):
         return
     recording.status = to_status
-    fields = {
-        "from_status": from_status,
-        "to_status": to_status,
-        "to_status_name": _STATUS_NAMES.get(to_status) or f"status_{to_status}",
-        "cause": _CAUSES.get(event_type) or f"{event_type} unknown",
-    }
-    out.append((StatusChanged, base, fields))
+    out.append(_status_changed(origin, from_status, to_status, event_type))
 
 
-def _raise_status(recording: Recording, callback: AnyCallback, key: OrderKey, base: Base, out: Recipes) -> None:
+def _status_changed(origin: Origin, from_status: int, to_status: int, event_type: int) -> Recipe:
+    # Apart from `_move_status`, which mostly returns early: a closure's variables become cells on every call.
+    return lambda: StatusChanged.of(
+        origin,
+        from_status=from_status,
+        to_status=to_status,
+        to_status_name=_STATUS_NAMES.get(to_status) or f"status_{to_status}",
+        cause=_CAUSES.get(event_type) or f"{event_type} unknown",
+    )
+
+
+def _raise_status(recording: Recording, callback: AnyCallback, key: OrderKey, origin: Origin, out: Recipes) -> None:
     event_type = callback.eventType
-    _move_status(recording, _STATUS_FLOORS[event_type], event_type, base, out)
+    _move_status(recording, _STATUS_FLOORS[event_type], event_type, origin, out)
 
 
 #: Lifecycle eventType → the status it raises to at least (`codes.STATUS_FLOOR_BY_EVENT_TYPE`), as a plain dict.
@@ -240,21 +214,21 @@ def _on_status_update(
     recording: Recording,
     callback: CloudRecordingStatusUpdate | compiled.CloudRecordingStatusUpdate,
     key: OrderKey,
-    base: Base,
+    origin: Origin,
     out: Recipes,
 ) -> None:
     details = callback.payload.details
     if details.recordingMode is not None and _newer(recording.recording_mode, key):
         recording.recording_mode = (key, details.recordingMode)
     _add_files(recording, details.fileList, key)  # type: ignore[arg-type]  # a tuple by then: see FileList
-    _move_status(recording, details.status, 3, base, out)
+    _move_status(recording, details.status, 3, origin, out)
 
 
 def _on_error(
     recording: Recording,
     callback: CloudRecordingError | compiled.CloudRecordingError,
     key: OrderKey,
-    base: Base,
+    origin: Origin,
     out: Recipes,
 ) -> None:
     details = callback.payload.details
@@ -270,22 +244,24 @@ def _on_error(
             "at_ms": key[0],
         }
         recording.last_error = (key, trusted(ErrorRecord, error))
-    fields = {
-        "module": details.module,
-        "error_level": details.errorLevel,
-        "error_code": details.errorCode,
-        "stat": details.stat,
-        "message": details.errorMsg,
-        "fatal": fatal,
-    }
-    out.append((RecordingErrored, base, fields))
+    out.append(
+        lambda: RecordingErrored.of(
+            origin,
+            module=details.module,
+            error_level=details.errorLevel,
+            error_code=details.errorCode,
+            stat=details.stat,
+            message=details.errorMsg,
+            fatal=fatal,
+        )
+    )
 
 
 def _on_warning(
     recording: Recording,
     callback: CloudRecordingWarning | compiled.CloudRecordingWarning,
     key: OrderKey,
-    base: Base,
+    origin: Origin,
     out: Recipes,
 ) -> None:
     details = callback.payload.details
@@ -293,7 +269,7 @@ def _on_warning(
     if _newer(recording.last_warning, key):
         warning = {"module": details.module, "code": details.warnCode, "level": None, "message": "", "at_ms": key[0]}
         recording.last_warning = (key, trusted(ErrorRecord, warning))
-    out.append((RecordingWarned, base, {"module": details.module, "warn_code": details.warnCode}))
+    out.append(lambda: RecordingWarned.of(origin, module=details.module, warn_code=details.warnCode))
 
 
 #: What `fileList` holds in either form once decoded: the compiled one turns a string or null into a tuple in
@@ -316,15 +292,14 @@ def _add_files(recording: Recording, files: FileList, key: OrderKey) -> tuple[Up
 
 
 def _file_info(file: UploadedFile | compiled.UploadedFile) -> UploadedFileInfo:
-    fields = {
-        "file_name": file.fileName,
-        "track_type": file.trackType,
-        "uid": file.uid,
-        "mixed_all_user": file.mixedAllUser,
-        "is_playable": file.isPlayable,
-        "slice_start_time": file.sliceStartTime,
-    }
-    return trusted(UploadedFileInfo, fields)
+    return UploadedFileInfo.of(
+        file_name=file.fileName,
+        track_type=file.trackType,
+        uid=file.uid,
+        mixed_all_user=file.mixedAllUser,
+        is_playable=file.isPlayable,
+        slice_start_time=file.sliceStartTime,
+    )
 
 
 FileEvent = (
@@ -337,50 +312,50 @@ FileEvent = (
 )
 
 
-def _on_files(recording: Recording, callback: FileEvent, key: OrderKey, base: Base, out: Recipes) -> None:
+def _on_files(recording: Recording, callback: FileEvent, key: OrderKey, origin: Origin, out: Recipes) -> None:
     infos = _add_files(recording, callback.payload.details.fileList, key)  # type: ignore[arg-type]  # see FileList
     event_type = callback.eventType
     # 4 reports the first M3U8; 31 and 32 that every file is uploaded, 32 some via the backup cloud.
-    out.append((FilesUploaded, base, {"files": infos, "all_uploaded": event_type != 4, "via_backup": event_type == 32}))
-    _raise_status(recording, callback, key, base, out)
+    out.append(lambda: FilesUploaded.of(origin, files=infos, all_uploaded=event_type != 4, via_backup=event_type == 32))
+    _raise_status(recording, callback, key, origin, out)
 
 
 def _on_exit(
-    recording: Recording, callback: SessionExit | compiled.SessionExit, key: OrderKey, base: Base, out: Recipes
+    recording: Recording, callback: SessionExit | compiled.SessionExit, key: OrderKey, origin: Origin, out: Recipes
 ) -> None:
     exit_status = callback.payload.details.exitStatus
     if _newer(recording.exit_status, key):
         recording.exit_status = (key, exit_status)
     # Anything but the documented 0 (normal) is taken as abnormal.
     to_status = codes.STATUS_BY_EXIT_STATUS.get(exit_status, 20)
-    _move_status(recording, to_status, 11, base, out)
+    _move_status(recording, to_status, 11, origin, out)
     if not recording.ended:
         recording.ended = True
-        out.append((SessionEnded, base, {"summary": summary(recording, key[0])}))
+        ended = summary(recording, key[0])
+        out.append(lambda: SessionEnded.of(origin, summary=ended))
 
 
 def summary(recording: Recording, ended_ms: int) -> SessionSummary:
     """Summarise the recording as it stands, for `session_ended` and `session_expired`."""
-    fields = {
-        "status": recording.status,
-        "exit_status": recording.exit_status[1] if recording.exit_status else None,
-        "duration_ms": max(0, ended_ms - (recording.first_event_ms or ended_ms)),
-        "files": tuple(sorted(recording.files)),
-        "discontinuities": len(recording.discontinuities),
-        "discontinuity_ms": recording.discontinuity_ms,
-        "failovers": len(recording.failovers),
-        "gaps": recording.gaps,
-        "duplicates": recording.duplicates,
-        "fatal_errors": recording.fatal_errors,
-    }
-    return trusted(SessionSummary, fields)
+    return SessionSummary.of(
+        status=recording.status,
+        exit_status=recording.exit_status[1] if recording.exit_status else None,
+        duration_ms=max(0, ended_ms - (recording.first_event_ms or ended_ms)),
+        files=tuple(sorted(recording.files)),
+        discontinuities=len(recording.discontinuities),
+        discontinuity_ms=recording.discontinuity_ms,
+        failovers=len(recording.failovers),
+        gaps=recording.gaps,
+        duplicates=recording.duplicates,
+        fatal_errors=recording.fatal_errors,
+    )
 
 
 def _on_failover(
     recording: Recording,
     callback: SessionFailover | compiled.SessionFailover,
     key: OrderKey,
-    base: Base,
+    origin: Origin,
     out: Recipes,
 ) -> None:
     new_uid = str(callback.payload.details.newUid)
@@ -394,38 +369,39 @@ def _on_failover(
     failovers.append(record)
     if len(failovers) > 1 and (failovers[-2].at_ms, failovers[-2].new_uid) > (record.at_ms, new_uid):
         failovers.sort(key=lambda r: (r.at_ms, r.new_uid))  # a failover reported after a later one
-    out.append((FailedOver, base, {"old_uid": old_uid, "new_uid": new_uid, "failovers": len(recording.failovers)}))
+    count = len(failovers)
+    out.append(lambda: FailedOver.of(origin, old_uid=old_uid, new_uid=new_uid, failovers=count))
 
 
 def _on_progress(
     recording: Recording,
     callback: UploadingProgress | compiled.UploadingProgress,
     key: OrderKey,
-    base: Base,
+    origin: Origin,
     out: Recipes,
 ) -> None:
     progress = callback.payload.details.progress
     current = recording.upload_progress
     if current is None or key > current[0]:  # _newer, inline: once a minute per recording
         recording.upload_progress = (key, progress)
-    out.append((UploadProgressed, base, {"progress": progress}))
+    out.append(lambda: UploadProgressed.of(origin, progress=progress))
 
 
 def _on_leave(
-    recording: Recording, callback: RecorderLeave | compiled.RecorderLeave, key: OrderKey, base: Base, out: Recipes
+    recording: Recording, callback: RecorderLeave | compiled.RecorderLeave, key: OrderKey, origin: Origin, out: Recipes
 ) -> None:
     leave_code = callback.payload.details.leaveCode
     if _newer(recording.leave_code, key):
         recording.leave_code = (key, leave_code)
-    out.append((RecorderLeft, base, {"leave_code": leave_code, "reasons": codes.leave_reasons(leave_code)}))
-    _raise_status(recording, callback, key, base, out)
+    out.append(lambda: RecorderLeft.of(origin, leave_code=leave_code, reasons=codes.leave_reasons(leave_code)))
+    _raise_status(recording, callback, key, origin, out)
 
 
 def _on_slice_start(
     recording: Recording,
     callback: RecorderSliceStart | compiled.RecorderSliceStart,
     key: OrderKey,
-    base: Base,
+    origin: Origin,
     out: Recipes,
 ) -> None:
     details = callback.payload.details
@@ -436,14 +412,16 @@ def _on_slice_start(
         return
     recording.discontinuities.add(identity)
     recording.discontinuity_ms += gap_ms
-    fields = {
-        "stream_uid": details.streamUid,
-        "track_type": details.trackType,
-        "gap_ms": gap_ms,
-        "discontinue_utc_ms": details.discontinueUtcMs,
-        "start_utc_ms": details.startUtcMs,
-    }
-    out.append((SliceDiscontinuityDetected, base, fields))
+    out.append(
+        lambda: SliceDiscontinuityDetected.of(
+            origin,
+            stream_uid=details.streamUid,
+            track_type=details.trackType,
+            gap_ms=gap_ms,
+            discontinue_utc_ms=details.discontinueUtcMs,
+            start_utc_ms=details.startUtcMs,
+        )
+    )
 
 
 StreamEvent = (
@@ -458,7 +436,7 @@ StreamEvent = (
 _MEDIA: Mapping[int, Media] = {43: "audio", 44: "video"}
 
 
-def _on_stream_state(recording: Recording, callback: StreamEvent, key: OrderKey, base: Base, out: Recipes) -> None:
+def _on_stream_state(recording: Recording, callback: StreamEvent, key: OrderKey, origin: Origin, out: Recipes) -> None:
     media = _MEDIA[callback.eventType]
     details = callback.payload.details
     changed_at = details.UtcMs if details.UtcMs is not None else key[0]
@@ -472,33 +450,40 @@ def _on_stream_state(recording: Recording, callback: StreamEvent, key: OrderKey,
     streams[stream_uid] = (stream_key, receiving, changed_at)
     if current is not None and current[1] == receiving:
         return  # a newer report of the same state (a restarted recorder says it again): nothing changed
-    fields = {"stream_uid": stream_uid, "media": media, "receiving": receiving, "changed_at_ms": changed_at}
-    out.append((StreamStateChanged, base, fields))
+    out.append(_stream_state_changed(origin, stream_uid, media, receiving, changed_at))
+
+
+def _stream_state_changed(origin: Origin, stream_uid: str, media: Media, receiving: bool, changed_at: int) -> Recipe:
+    # Apart from `_on_stream_state`, which mostly returns early: a closure's variables become cells on every call.
+    return lambda: StreamStateChanged.of(
+        origin, stream_uid=stream_uid, media=media, receiving=receiving, changed_at_ms=changed_at
+    )
 
 
 def _on_vod_triggered(
-    recording: Recording, callback: VodTriggered | compiled.VodTriggered, key: OrderKey, base: Base, out: Recipes
+    recording: Recording, callback: VodTriggered | compiled.VodTriggered, key: OrderKey, origin: Origin, out: Recipes
 ) -> None:
     recording.vod_triggered = True
-    out.append((VodUploadTriggered, base, {}))
+    out.append(lambda: VodUploadTriggered.of(origin))
 
 
-def _on_unknown(recording: Recording, callback: UnknownEvent, key: OrderKey, base: Base, out: Recipes) -> None:
+def _on_unknown(recording: Recording, callback: UnknownEvent, key: OrderKey, origin: Origin, out: Recipes) -> None:
     recording.unknown_events += 1
     details = callback.payload.details.model_dump()
-    out.append((UnknownEventReceived, base, {"event_type": callback.eventType, "details": details}))
+    event_type = callback.eventType
+    out.append(lambda: UnknownEventReceived.of(origin, event_type=event_type, details=details))
 
 
 def _on_vod_started(
-    recording: Recording, callback: VodStarted | compiled.VodStarted, key: OrderKey, base: Base, out: Recipes
+    recording: Recording, callback: VodStarted | compiled.VodStarted, key: OrderKey, origin: Origin, out: Recipes
 ) -> None:
     video_id = callback.payload.details.aliVodInfo.videoId
     if _newer(recording.vod_video_id, key):
         recording.vod_video_id = (key, video_id)
-    out.append((VodUploadStarted, base, {"video_id": video_id}))
+    out.append(lambda: VodUploadStarted.of(origin, video_id=video_id))
 
 
-Handler = Callable[[Recording, Any, OrderKey, Base, Recipes], None]
+Handler = Callable[[Recording, Any, OrderKey, Origin, Recipes], None]
 
 #: Callback class → handler: one row per documented eventType (spec "回调事件") and the pass-through.
 #: A table, not a `match`: one lookup instead of up to 17 isinstance checks per callback, and a unit test

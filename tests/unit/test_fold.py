@@ -104,3 +104,20 @@ def test_the_next_deadline_is_the_oldest_holes_timeout_else_the_retention():
     assert next_deadline_ms(tracked, RETENTION) == T0 + 31_000
     handle(tracked, progress(1), now_ms=T0 + 2_000)
     assert next_deadline_ms(tracked, RETENTION) == T0 + 62_000
+
+
+def test_derived_events_are_built_only_when_read_from_what_their_own_callback_told():
+    tracked = track(SID)
+    first = handle(tracked, callback(12, 0, {"msgName": "session_failover", "newUid": 2002}), now_ms=T0)
+    assert first.events is None  # a recipe each, nothing built
+    handle(tracked, callback(12, 1, {"msgName": "session_failover", "newUid": 3003}, uid="2002"), now_ms=T0)
+    handle(tracked, progress(2, uid="3003"), now_ms=T0)
+    # Read after the recording moved on: still the first failover, as the recording stood then.
+    (failed_over,) = first.derived
+    assert (failed_over.new_uid, failed_over.failovers, failed_over.sequence, failed_over.cname) == (
+        "2002",
+        1,
+        0,
+        "room",
+    )
+    assert first.derived is first.derived  # built once
