@@ -1,7 +1,7 @@
 """Every use of a non-public name of Faust, mode or aiokafka; no other module may touch one (ruff SLF001).
 
-Pinned by tests/unit/test_faust_internals.py (the versions below, and the shape of each name), so an upgrade fails
-there, in one place. Pinned: faust-streaming 0.15.3, mode-streaming 0.7.1, aiokafka 0.14.0.
+Pinned by tests/unit/processor/test_faust_internals.py (the versions below, and the shape of each name), so an
+upgrade fails there, in one place. Pinned: faust-streaming 0.15.3, mode-streaming 0.7.1, aiokafka 0.14.0.
 
 - `faust.streams._current_event` (ContextVar of a weakref to the event being processed): a table read or write
   goes to the partition of that event (the RocksDB store reads it; the changelog record is sent to it). Set by

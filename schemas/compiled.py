@@ -5,7 +5,7 @@ canonical subset: the documented field types exactly (numbers as numbers, string
 field names (no legacy `notificationId`/`eventMs`/`utcMs`) and the extras real senders add (`msgName`,
 a top-level `sid`, `serviceScene`). msgspec validates that subset while it parses, about as fast as orjson
 only parses, and `decode_fast` hands anything outside it to `schemas.decode.decode`, which then decides. So
-both say the same of every body: `tests/unit/test_compiled.py` checks it with arbitrary and realistic bodies.
+both say the same of every body: `tests/unit/schemas/test_compiled.py` checks it with arbitrary and realistic bodies.
 Field names and meanings are the pydantic twins' (same attribute names), so the core reads either alike.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 from typing import Any
 
@@ -13,42 +12,10 @@ from hypothesis import strategies as st
 from processor.core import codes
 from processor.core.fold import Fold, fold_all, handle, snapshot, tick, track
 from processor.core.reorder import Delivered, ReorderBuffer
-from processor.simulation import SessionShape, generate_session
-from schemas.callbacks import Callback
 from schemas.decode import decode_object
 from schemas.derived import DERIVED_EVENT_ADAPTER, DerivedEvent, SessionEnded, StatusChanged
 from schemas.state import DELIVERY_FIELDS, RecordingState
-
-Body = dict[str, Any]
-
-shapes = st.builds(
-    SessionShape,
-    minutes=st.integers(1, 6),
-    users=st.integers(1, 3),
-    mixed=st.booleans(),
-    failovers=st.integers(0, 3),
-    restart_sequence_on_failover=st.booleans(),
-    interruptions=st.integers(0, 2),
-    fatal_error=st.booleans(),
-    warnings=st.integers(0, 2),
-    vod=st.booleans(),
-    unknown_events=st.integers(0, 2),
-    skip_first_sequence=st.booleans(),
-)
-
-
-@st.composite
-def sessions(draw: st.DrawFn, shape: st.SearchStrategy[SessionShape] = shapes) -> list[Body]:
-    """A realistic session: the bodies one recording sends, in service order."""
-    return generate_session(random.Random(draw(st.integers(0, 2**32 - 1))), draw(shape))
-
-
-def arriving(bodies: list[Body]) -> list[Callback]:
-    """Decode bodies delivered one millisecond apart: a whole session well inside the gap timeout."""
-    start = bodies[0]["notifyMs"] if bodies else 0
-    decoded = [decode_object({**body, "notifyMs": start + index}) for index, body in enumerate(bodies)]
-    assert all(not hasattr(callback, "reason") for callback in decoded)
-    return decoded  # type: ignore[return-value]
+from tests.unit.strategies import arriving, sessions, shapes
 
 
 def facts(state: RecordingState) -> dict[str, Any]:
@@ -176,7 +143,7 @@ def test_a_callback_arriving_after_its_hole_was_skipped_still_counts_and_never_m
 @settings(max_examples=60, deadline=None)
 @given(session=sessions(), data=st.data())
 def test_every_derived_event_the_fold_builds_is_valid_against_its_own_schema(session, data):
-    """The core builds derived events without re-validating them (`DerivedEvent.trusted`): prove it may."""
+    """The core builds derived events without re-validating them (`schemas.derived.trusted`): prove it may."""
     deliveries = arriving(data.draw(st.permutations(session)))
     fold = Fold()
     events = [e for c in deliveries for e in fold.receive(c, now_ms=c.notifyMs or 0).derived] + fold.finish()

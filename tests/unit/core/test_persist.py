@@ -15,7 +15,7 @@ from processor.core.reorder import ReorderPolicy
 from schemas.compiled import decode_fast
 from schemas.decode import decode_object
 from tests.unit.builders import SID, T0, body, progress
-from tests.unit.test_properties import arriving, sessions
+from tests.unit.strategies import arriving, sessions
 
 POLICY = ReorderPolicy()
 

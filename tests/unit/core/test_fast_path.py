@@ -24,7 +24,7 @@ from schemas.compiled import AnyCallback, decode_fast
 from schemas.decode import decode_object
 from schemas.derived import SessionSummary, UploadedFileInfo
 from schemas.state import ErrorRecord, FailoverRecord, RecordingState
-from tests.unit.test_properties import sessions
+from tests.unit.strategies import sessions
 
 Body = dict[str, Any]
 

@@ -26,7 +26,7 @@ from schemas.decode import decode
 from schemas.derived import DERIVED_EVENT_ADAPTER, SequenceGapDetected
 from schemas.state import SUMMARY_FIELDS, RecordingState
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 REAL_ORDER = REPO / "tests" / "corpus" / "real_order_session.jsonl"
 T0 = 1_700_000_000_000
 

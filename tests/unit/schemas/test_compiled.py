@@ -26,10 +26,9 @@ from schemas import compiled
 from schemas.callbacks import Envelope
 from schemas.compiled import decode_fast, to_body
 from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER, OtherProduct, Rejection, decode, decode_object
-from tests.unit.test_fuzz_core import JSON, callback_bodies, deeply_nested_bodies, text_of
-from tests.unit.test_properties import sessions
+from tests.unit.strategies import JSON, callback_bodies, deeply_nested_bodies, sessions, text_of
 
-CORPUS = Path(__file__).parents[1] / "corpus"
+CORPUS = Path(__file__).parents[2] / "corpus"
 AGREE = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: The extras a twin accepts, by where (not compared: the contract keeps them as extras, not as fields).
 TWIN_EXTRAS = {compiled.Envelope: {"sid", "serviceScene"}, compiled.Details: {"msgName"}}

@@ -28,7 +28,7 @@ from processor.simulation import deliver, generate_session
 from schemas.decode import decode
 from schemas.state import RecordingState
 from tests.unit.builders import SID, T0, body
-from tests.unit.test_properties import shapes
+from tests.unit.strategies import shapes
 
 KEY = SID.encode()
 PIPELINE = Pipeline(ReorderPolicy(gap_timeout_ms=30_000), RetentionPolicy(inactivity_timeout_ms=600_000))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.listing import (
@@ -294,6 +294,7 @@ async def test_a_bug_is_not_hidden_as_an_absent_owner() -> None:
         await Gatherer(worker.url, 2, worker.local, broken).respond({}, {"http://b:2": {TOPIC: [1]}})
 
 
+@settings(deadline=None)  # an event loop per example: a loaded machine must not fail it for time
 @given(
     sids=st.dictionaries(
         st.text("abcxyz", min_size=1, max_size=4), st.tuples(st.integers(0, 2), st.sampled_from([3, 8]))

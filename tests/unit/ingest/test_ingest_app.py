@@ -34,7 +34,7 @@ from tests.ingest_support import (
 
 AGORA = "/v1/callbacks/agora"
 ANYRTC = "/v1/callbacks/anyrtc"
-RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "recording.rules.yml"
+RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "recording.rules.yml"
 NON_2XX_RATIO = "provider:ingest_requests_non_2xx:ratio_rate5m"
 Client = TestClient[web.Request, web.Application]
 

@@ -37,7 +37,7 @@ from schemas.decode import decode
 from schemas.derived import FilesUploaded, SessionEnded
 from schemas.state import DELIVERY_FIELDS
 
-CORPUS = Path(__file__).parents[1] / "corpus"
+CORPUS = Path(__file__).parents[2] / "corpus"
 DOCUMENTED_SID = "38f8e3cfdc474cd56fc1ceba380d7e1a"
 M3U8 = f"{DOCUMENTED_SID}_class_0423.m3u8"
 T = 1619172868000

@@ -1,0 +1,1 @@
+"""Unit tests of devenv/ (make run, make demo)."""
