@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fold, ingest_flood, ingest_wrk, latency, memory, rebuild, recovery, scale, throughput
+from bench import fold, ingest_flood, ingest_wrk, latency, memory, rebuild, recovery, rolling, scale, throughput
 from bench.context import Context
 from bench.report import BenchResult, environment, log, write_all
 from devenv.kafka import EmbeddedKafka
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], BenchResult], bool]] = {
     "rebuild": (rebuild.run, True),
     "memory": (memory.run, True),
     "recovery": (recovery.run, True),
+    "rolling": (rolling.run, True),
     "scale": (scale.run, True),
 }
 HERE = Path(__file__).parent

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import urllib.error
@@ -50,3 +51,23 @@ def http_status(url: str) -> int | None:
 async def answers(url: str, status: int) -> bool:
     """Return whether `url` answers `status` (blocking call moved off the loop)."""
     return await asyncio.to_thread(http_status, url) == status
+
+
+def http_get(url: str) -> tuple[int | None, bytes]:
+    """GET a loopback URL; return its status and body, or (None, b"") if nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # loopback URLs we built
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None, b""
+
+
+async def membership(port: int) -> tuple[int, list[int]] | None:
+    """Return a ready worker's group generation and raw partitions (its /readyz), or None if it is not ready."""
+    status, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{port}/readyz")
+    if status != 200:
+        return None
+    answer = json.loads(body)
+    return int(answer["generation"]), sorted(int(partition) for partition in answer["partitions"])

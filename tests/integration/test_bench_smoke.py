@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import memory, rebuild, recovery, scale, throughput
+from bench import memory, rebuild, recovery, rolling, scale, throughput
 from bench.context import Context
 from bench.report import BenchResult, environment, write_all
 from devenv.kafka import EmbeddedKafka
@@ -64,3 +64,15 @@ def test_the_quick_memory_recovery_and_scale_benchmarks_report_well_formed_posit
     check_well_formed(memory.run(ctx), signed=("_per_idle_recording_",))
     for result in (recovery.run(ctx), scale.run(ctx)):
         check_well_formed(result)
+
+
+@pytest.mark.timeout(180)
+def test_the_quick_rolling_restart_benchmark_reports_well_formed_positive_figures(
+    kafka: EmbeddedKafka, tmp_path: Path
+) -> None:
+    ctx = Context(quick=True, workdir=tmp_path, bootstrap_servers=kafka.bootstrap_servers)
+
+    result = rolling.run(ctx)  # it checks the final states against a replay and the event ids itself
+
+    check_well_formed(result)
+    assert [step["signal"] for step in result.details["steps"]] == ["SIGTERM", "SIGTERM", "SIGKILL"]
