@@ -22,7 +22,7 @@ from kafkaio.partitions import partition_for
 from processor import collector
 from processor.commit import Committer
 from processor.core.fold import RetentionPolicy
-from processor.faust_internals import EventTable, QuietWorker, SafeRecoveryTableManager, setup_sensors
+from processor.faust_internals import EventTable, QuietWorker, SafeRecoveryTableManager, deliver_eagerly, setup_sensors
 from processor.listing import Gatherer, LocalPage, Query, Unavailable
 from processor.localview import LocalView
 from processor.metrics import FAUST_NAME_PREFIX, ProcessorMetrics
@@ -69,6 +69,7 @@ def create_app(
         # SIGKILL. Not waiting, it commits what is acked and stops; the rest is read again after the restart.
         stream_wait_empty=False,
     )
+    deliver_eagerly(app)  # faust makes four tasks per record to hand it to the agent; none when nothing waits
     raw_codec: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,

@@ -27,13 +27,22 @@ from faust.transport.consumer import ThreadDelegateConsumer
 from faust.transport.drivers import aiokafka as driver
 
 from processor import faust_internals
-from processor.faust_internals import CachedPrometheusMonitor, QuietWorker, SeekBeforeResumeRecovery
+from processor.faust_internals import (
+    CachedPrometheusMonitor,
+    EagerDeliveryConsumer,
+    EagerDeliveryTransport,
+    QuietWorker,
+    SeekBeforeResumeRecovery,
+)
 
 PINNED = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1", "aiokafka": "0.14.0"}
 
 #: sha256 of faust's `Recovery.on_recovery_completed` source, which `SeekBeforeResumeRecovery` copies and reorders
 #: (faust-streaming issue #596): a change upstream means the copy must be made again.
 RECOVERY_COMPLETED_SHA256 = "895e7c415a4d137997ea0e6c04f0c180d3c783cd6ef18a977a14338ca1073b59"
+#: sha256 of faust's `Consumer._drain_messages` source, whose per-record `wait_first` call `EagerDeliveryConsumer`
+#: intercepts: a change upstream means the interception must be checked again.
+DRAIN_MESSAGES_SHA256 = "8f35dd7a11144daa6ec9a3739a497b03a9dd6b57cca18aa861bb4a549400fc68"
 
 
 def parameters(function: Any) -> list[tuple[str, Any, Any]]:
@@ -138,3 +147,28 @@ def test_every_private_name_the_door_uses_is_listed_in_its_docstring() -> None:
         "#596",
     ):
         assert name in listed, name
+
+
+def test_faust_s_drain_loop_delivers_each_record_by_the_race_the_eager_consumer_intercepts() -> None:
+    from faust.transport.consumer import Consumer
+    from mode import Service
+    from mode.services import WaitResults
+
+    source = textwrap.dedent(inspect.getsource(Consumer._drain_messages))
+    assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_MESSAGES_SHA256
+    assert "await self.wait_first(\n" in source
+    assert "callback(message), self.suspend_flow.wait()\n" in source
+    consumer_source = inspect.getsource(Consumer) + inspect.getsource(driver.Consumer)
+    assert consumer_source.count("self.wait_first(") == 1  # the consumer's only race: the drain loop's
+    assert parameters(EagerDeliveryConsumer.wait_first) == parameters(Service.wait_first)
+    assert WaitResults._fields == ("done", "results", "stopped")
+    assert "def should_stop" in inspect.getsource(Service)
+
+
+def test_the_eager_transport_is_faust_s_kafka_transport_with_our_consumer() -> None:
+    assert issubclass(EagerDeliveryTransport, driver.Transport)
+    assert issubclass(EagerDeliveryConsumer, driver.Consumer)
+    assert "self.Consumer(self, callback=callback" in inspect.getsource(driver.Transport.create_consumer)
+    assert isinstance(inspect.getattr_static(App, "transport"), property)
+    assert inspect.getattr_static(App, "transport").fset is not None  # public setter
+    assert names(driver.Transport.__init__) == ["self", "args", "kwargs"]
