@@ -19,9 +19,9 @@ from schemas.compiled import decode_fast as decode  # what the worker decodes wi
 RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
-def create_app(args: argparse.Namespace) -> faust.App:
-    """Build the decode-only app."""
-    app = faust.App(
+def baseline_app(args: argparse.Namespace) -> faust.App:
+    """Return a Faust app configured as the worker is (the Faust baselines' shared settings)."""
+    return faust.App(
         args.app_id,
         broker=f"kafka://{args.bootstrap_servers}",
         store="memory://",
@@ -34,6 +34,11 @@ def create_app(args: argparse.Namespace) -> faust.App:
         web_host="127.0.0.1",
         web_port=args.web_port,
     )
+
+
+def create_app(args: argparse.Namespace) -> faust.App:
+    """Build the decode-only app."""
+    app = baseline_app(args)
     progress = Progress(args.records, args.report)
 
     @app.agent(app.topic(args.topic, **RAW), name="decode")
@@ -46,20 +51,29 @@ def create_app(args: argparse.Namespace) -> faust.App:
     return app
 
 
+def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """Return the command line the Faust baselines share (a baseline may add its own arguments)."""
+    parsed = argparse.ArgumentParser(prog=prog, description=description)
+    parsed.add_argument("--bootstrap-servers", required=True)
+    parsed.add_argument("--topic", required=True)
+    parsed.add_argument("--app-id", required=True)
+    parsed.add_argument("--partitions", type=int, required=True)
+    parsed.add_argument("--data-dir", type=Path, required=True)
+    parsed.add_argument("--web-port", type=int, required=True)
+    parsed.add_argument("--records", type=int, required=True)
+    parsed.add_argument("--report", type=Path, required=True)
+    return parsed
+
+
+def serve(app: faust.App) -> None:
+    """Run a baseline's worker until SIGTERM."""
+    worker = faust.Worker(app, loglevel="INFO")  # the worker's default level (see bench.throughput)
+    worker.execute_from_commandline()
+
+
 def main() -> None:
     """Parse the arguments and run the worker until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m bench.decode_agent", description=__doc__)
-    parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--app-id", required=True)
-    parser.add_argument("--partitions", type=int, required=True)
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--web-port", type=int, required=True)
-    parser.add_argument("--records", type=int, required=True)
-    parser.add_argument("--report", type=Path, required=True)
-    args = parser.parse_args()
-    worker = faust.Worker(create_app(args), loglevel="INFO")  # the worker's default level (see bench.throughput)
-    worker.execute_from_commandline()
+    serve(create_app(parser("python -m bench.decode_agent", __doc__).parse_args()))
 
 
 if __name__ == "__main__":

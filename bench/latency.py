@@ -46,10 +46,14 @@ def identity(line: bytes) -> Identity:
     return str(payload["sid"]), str(payload["uid"]), int(payload["sequence"])
 
 
-async def at_rate(lines: list[bytes], send: Callable[[int, bytes], Awaitable[None]]) -> None:
-    """Start `send(index, line)` at RATE per second; a sid's send waits for its previous one to finish."""
+async def at_rate(
+    lines: list[bytes], send: Callable[[int, bytes], Awaitable[None]], *, stop: asyncio.Event | None = None
+) -> int:
+    """Start `send(index, line)` at RATE per second, until `stop` is set if given; a sid's send waits for its
+    previous one to finish. Return how many were started."""
     began = time.monotonic()
     previous: dict[bytes, asyncio.Task[None]] = {}
+    started = 0
 
     async def after(before: asyncio.Task[None] | None, index: int, line: bytes) -> None:
         if before is not None:
@@ -59,8 +63,12 @@ async def at_rate(lines: list[bytes], send: Callable[[int, bytes], Awaitable[Non
     async with asyncio.TaskGroup() as group:
         for index, line in enumerate(lines):
             await asyncio.sleep(max(0.0, began + index / RATE - time.monotonic()))
+            if stop is not None and stop.is_set():
+                break
             key = workload.sid_of(line)
             previous[key] = group.create_task(after(previous.get(key), index, line))
+            started = index + 1
+    return started
 
 
 async def through_worker(ctx: Context, lines: list[bytes]) -> dict[int, float]:

@@ -180,27 +180,8 @@ async def _measure(ctx: Context, lines: list[bytes], size: str) -> BenchResult:
 
 
 async def _post_until(lines: list[bytes], send: Callable[[int, bytes], Awaitable[None]], stop: asyncio.Event) -> int:
-    """Start `send(index, line)` at RATE per second until `stop` is set (or the lines run out); return how many.
-
-    A sid's send waits for its previous one to finish, as in the latency benchmark.
-    """
-    began = time.monotonic()
-    previous: dict[bytes, asyncio.Task[None]] = {}
-    started = 0
-
-    async def after(before: asyncio.Task[None] | None, index: int, line: bytes) -> None:
-        if before is not None:
-            await before
-        await send(index, line)
-
-    async with asyncio.TaskGroup() as group:
-        for index, line in enumerate(lines):
-            await asyncio.sleep(max(0.0, began + index / RATE - time.monotonic()))
-            if stop.is_set():
-                break
-            key = workload.sid_of(line)
-            previous[key] = group.create_task(after(previous.get(key), index, line))
-            started = index + 1
+    """Start `send(index, line)` at RATE per second until `stop` is set (or the lines run out); return how many."""
+    started = await latency.at_rate(lines, send, stop=stop)
     if started == len(lines):
         log("rolling: the deliveries ran out before the roll ended")
     return started

@@ -12,35 +12,21 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
-from typing import Any
 
 import faust
 
 from bench.bare_loop import Progress
+from bench.decode_agent import RAW, baseline_app, parser, serve
 from processor.core.fold import RetentionPolicy
 from processor.pipeline import Applied, Forgotten, Pipeline, Ticked
 from processor.settings import ProcessorSettings
 
-RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 ROLES = ("events", "state", "alerts", "dlq")
 
 
 def create_app(args: argparse.Namespace) -> faust.App:
     """Build the straightforward app."""
-    app = faust.App(
-        args.app_id,
-        broker=f"kafka://{args.bootstrap_servers}",
-        store="memory://",
-        datadir=str(args.data_dir),
-        processing_guarantee="at_least_once",
-        topic_partitions=args.partitions,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=30.0,
-        broker_heartbeat_interval=3.0,
-        web_host="127.0.0.1",
-        web_port=args.web_port,
-    )
+    app = baseline_app(args)
     outputs = {role: app.topic(f"{args.out_prefix}-{role}", **RAW) for role in ROLES}
     recordings = app.Table("recordings", partitions=args.partitions, key_type=bytes, value_type=bytes)
     pipeline = Pipeline(ProcessorSettings().reorder_policy, RetentionPolicy())
@@ -73,19 +59,9 @@ def create_app(args: argparse.Namespace) -> faust.App:
 
 def main() -> None:
     """Parse the arguments and run the worker until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m bench.straightforward_agent", description=__doc__)
-    parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--out-prefix", required=True, help="its outputs go to PREFIX-events, PREFIX-state, …")
-    parser.add_argument("--app-id", required=True)
-    parser.add_argument("--partitions", type=int, required=True)
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--web-port", type=int, required=True)
-    parser.add_argument("--records", type=int, required=True)
-    parser.add_argument("--report", type=Path, required=True)
-    args = parser.parse_args()
-    worker = faust.Worker(create_app(args), loglevel="INFO")  # the worker's default level (see bench.throughput)
-    worker.execute_from_commandline()
+    arguments = parser("python -m bench.straightforward_agent", __doc__)
+    arguments.add_argument("--out-prefix", required=True, help="its outputs go to PREFIX-events, PREFIX-state, …")
+    serve(create_app(arguments.parse_args()))
 
 
 if __name__ == "__main__":

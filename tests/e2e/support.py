@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +16,7 @@ import aiohttp
 from devenv import processes
 from devenv.kafka import free_port
 from devenv.processes import Service
+from devenv.topics import TopicSpec, ensure_topics
 from processor.settings import ProcessorSettings, worker_environment
 
 SECRET = b"e2e-agora-secret"
@@ -78,3 +81,46 @@ async def wait_for_status(session: aiohttp.ClientSession, url: str, status: int,
                     if response.status == status:
                         return
             await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class System:
+    """A running ingest and worker on fresh topics of the session broker: their settings, addresses and processes."""
+
+    settings: ProcessorSettings
+    ingest_port: int
+    services: list[Service]
+
+    @property
+    def query(self) -> str:
+        """Return the worker's web address (query API, metrics)."""
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    @property
+    def ingest(self) -> str:
+        """Return the ingest's address."""
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+
+@contextlib.asynccontextmanager
+async def running_system(bootstrap_servers: str, tmp_path: Path) -> AsyncIterator[System]:
+    """Create fresh topics, start a worker and an ingest on them, and wait until both serve (stopped on exit)."""
+    settings = processor_settings(bootstrap_servers, tmp_path)
+    specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
+    await ensure_topics(bootstrap_servers, specs)
+    ingest_port = free_port()
+    with (
+        service("worker", [sys.executable, "-m", "processor", "worker"], worker_env(settings), tmp_path / "w.log") as w,
+        service(
+            "ingest",
+            [sys.executable, "-m", "ingest"],
+            ingest_env(bootstrap_servers, settings.raw_topic, ingest_port),
+            tmp_path / "ingest.log",
+        ) as i,
+    ):
+        system = System(settings, ingest_port, [w, i])
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            # 404 for an unknown sid only once the worker holds its partitions (503 before).
+            await wait_for_status(session, f"{system.query}/recordings/none/", 404, system.services)
+            await wait_for_status(session, f"{system.ingest}/readyz", 200, system.services)
+        yield system

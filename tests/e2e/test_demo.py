@@ -9,20 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from devenv.kafka import free_port
-from devenv.topics import TopicSpec, ensure_topics
-from tests.e2e.support import (
-    GAP_TIMEOUT_MS,
-    SECRET,
-    ingest_env,
-    processor_settings,
-    service,
-    wait_for_status,
-    worker_env,
-)
+from tests.e2e.support import GAP_TIMEOUT_MS, SECRET, running_system
 
 pytestmark = pytest.mark.kafka
 
@@ -60,30 +49,14 @@ def count_lines(path: Path) -> int:
 async def test_the_demo_sends_its_mix_and_finds_every_recording_agreeing_with_the_replay(
     bootstrap_servers: str, tmp_path: Path
 ) -> None:
-    settings = processor_settings(bootstrap_servers, tmp_path)
-    specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
-    await ensure_topics(bootstrap_servers, specs)
-    ingest_port = free_port()
-    query, ingest = f"http://127.0.0.1:{settings.web_port}", f"http://127.0.0.1:{ingest_port}"
-    with (
-        service("worker", [sys.executable, "-m", "processor", "worker"], worker_env(settings), tmp_path / "w.log") as w,
-        service(
-            "ingest",
-            [sys.executable, "-m", "ingest"],
-            ingest_env(bootstrap_servers, settings.raw_topic, ingest_port),
-            tmp_path / "ingest.log",
-        ) as i,
-    ):
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            await wait_for_status(session, f"{query}/recordings/none/", 404, [w, i])
-            await wait_for_status(session, f"{ingest}/readyz", 200, [w, i])
-
-        refused = await asyncio.to_thread(run_demo, ingest_port, settings.web_port, b"not-the-ingests-secret", tmp_path)
+    async with running_system(bootstrap_servers, tmp_path) as system:
+        ports = system.ingest_port, system.settings.web_port
+        refused = await asyncio.to_thread(run_demo, *ports, b"not-the-ingests-secret", tmp_path)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "refuses the demo's signature" in refused.stderr
         assert not sent_files(tmp_path)  # nothing was sent
 
-        done = await asyncio.to_thread(run_demo, ingest_port, settings.web_port, SECRET, tmp_path)
+        done = await asyncio.to_thread(run_demo, *ports, SECRET, tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         lines = done.stdout.splitlines()
         assert f"{RECORDINGS}/{RECORDINGS} recordings agree: live state == replay --summary" in done.stdout

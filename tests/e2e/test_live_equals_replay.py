@@ -13,19 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from devenv.demo import differences
-from devenv.kafka import free_port
 from devenv.processes import Service
-from devenv.topics import TopicSpec, ensure_topics
 from processor.simulate import Options, simulate
-from tests.e2e.support import (
-    GAP_TIMEOUT_MS,
-    SECRET,
-    ingest_env,
-    processor_settings,
-    service,
-    wait_for_status,
-    worker_env,
-)
+from tests.e2e.support import GAP_TIMEOUT_MS, SECRET, running_system
 
 pytestmark = pytest.mark.kafka
 
@@ -86,54 +76,40 @@ def reordered(sent: Path) -> int:
 async def test_the_live_state_of_noisy_traffic_equals_the_replay_of_what_the_ingest_acknowledged(
     bootstrap_servers: str, tmp_path: Path
 ) -> None:
-    settings = processor_settings(bootstrap_servers, tmp_path)
-    specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
-    await ensure_topics(bootstrap_servers, specs)
-    ingest_port, sent = free_port(), tmp_path / "sent.jsonl"
-    query, ingest = f"http://127.0.0.1:{settings.web_port}", f"http://127.0.0.1:{ingest_port}"
-    with (
-        service("worker", [sys.executable, "-m", "processor", "worker"], worker_env(settings), tmp_path / "w.log") as w,
-        service(
-            "ingest",
-            [sys.executable, "-m", "ingest"],
-            ingest_env(bootstrap_servers, settings.raw_topic, ingest_port),
-            tmp_path / "ingest.log",
-        ) as i,
+    sent = tmp_path / "sent.jsonl"
+    async with (
+        running_system(bootstrap_servers, tmp_path) as system,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
     ):
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            # 404 for an unknown sid only once the worker holds its partitions (503 before).
-            await wait_for_status(session, f"{query}/recordings/none/", 404, [w, i])
-            await wait_for_status(session, f"{ingest}/readyz", 200, [w, i])
+        options = Options(
+            url=f"{system.ingest}/v1/callbacks/agora",
+            recordings=10,
+            sent=sent,
+            secret=SECRET,
+            seed=5,
+            rate=2_000,
+            jitter_ms=JITTER_MS,
+            duplicates=0.2,
+            drops=0.05,
+            failovers=True,
+        )
+        tally = await simulate(options)
+        assert (tally.failed, tally.acknowledged) == (0, tally.sent)
 
-            options = Options(
-                url=f"{ingest}/v1/callbacks/agora",
-                recordings=10,
-                sent=sent,
-                secret=SECRET,
-                seed=5,
-                rate=2_000,
-                jitter_ms=JITTER_MS,
-                duplicates=0.2,
-                drops=0.05,
-                failovers=True,
-            )
-            tally = await simulate(options)
-            assert (tally.failed, tally.acknowledged) == (0, tally.sent)
+        expected = await replay_summary(sent)
+        # The scenario is as noisy as the test's name says.
+        assert len(expected) == 10
+        assert sum(state["failovers"] for state in expected.values()) > 0
+        assert sum(state["duplicates"] for state in expected.values()) > 0
+        assert sum(state["gaps"] for state in expected.values()) > 0
+        assert reordered(sent) > 0
 
-            expected = await replay_summary(sent)
-            # The scenario is as noisy as the test's name says.
-            assert len(expected) == 10
-            assert sum(state["failovers"] for state in expected.values()) > 0
-            assert sum(state["duplicates"] for state in expected.values()) > 0
-            assert sum(state["gaps"] for state in expected.values()) > 0
-            assert reordered(sent) > 0
+        latest = await settle_state(bootstrap_servers, system.settings.state_topic, expected, system.services)
+        assert {sid: latest[sid] for sid in expected} == expected
 
-            latest = await settle_state(bootstrap_servers, settings.state_topic, expected, [w, i])
-            assert {sid: latest[sid] for sid in expected} == expected
-
-            served = {}
-            for sid in expected:
-                async with session.get(f"{query}/recordings/{sid}/") as response:
-                    assert response.status == 200
-                    served[sid] = await response.json()
-            assert served == expected
+        served = {}
+        for sid in expected:
+            async with session.get(f"{system.query}/recordings/{sid}/") as response:
+                assert response.status == 200
+                served[sid] = await response.json()
+        assert served == expected

@@ -29,16 +29,8 @@ from aiokafka import AIOKafkaProducer
 
 from devenv.kafka import free_port
 from devenv.processes import Service
-from devenv.topics import TopicSpec, ensure_topics
 from processor.simulate import Options, simulate
-from tests.e2e.support import (
-    SECRET,
-    ingest_env,
-    processor_settings,
-    service,
-    wait_for_status,
-    worker_env,
-)
+from tests.e2e.support import SECRET, running_system, service, wait_for_status
 
 pytestmark = pytest.mark.kafka
 
@@ -219,60 +211,49 @@ async def test_every_rule_and_dashboard_expression_returns_data_from_a_live_inge
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus is not installed: run make tools")
-    settings = processor_settings(bootstrap_servers, tmp_path)
-    specs = [TopicSpec(plan.name, plan.partitions, configs=plan.configs) for plan in settings.topic_specs()]
-    await ensure_topics(bootstrap_servers, specs)
-    ingest_port, prometheus_port = free_port(), free_port()
-    ingest, prometheus = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{prometheus_port}"
-    config = prometheus_config(tmp_path / "prometheus.yml", ingest_port=ingest_port, worker_port=settings.web_port)
-    prometheus_argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        "--log.level=warn",
-    ]
     checked = checked_expressions()
     began = time.time()
-    with (
-        service("worker", [sys.executable, "-m", "processor", "worker"], worker_env(settings), tmp_path / "w.log") as w,
-        service(
-            "ingest",
-            [sys.executable, "-m", "ingest"],
-            ingest_env(bootstrap_servers, settings.raw_topic, ingest_port),
-            tmp_path / "ingest.log",
-        ) as i,
-        service("prometheus", prometheus_argv, dict(os.environ), tmp_path / "prometheus.log") as p,
-    ):
-        services: list[Service] = [w, i, p]
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            await wait_for_status(session, f"http://127.0.0.1:{settings.web_port}/recordings/none/", 404, services)
-            await wait_for_status(session, f"{ingest}/readyz", 200, services)
-            await wait_for_status(session, f"{prometheus}/-/ready", 200, services)
-            await wait_for_first_scrape(session, prometheus, services)
-            for wave in range(1, WAVES + 1):
-                if wave > 1:
-                    await asyncio.sleep(WAVE_PAUSE_S)
-                sent = tmp_path / f"sent-{wave}.jsonl"
-                await load(
-                    session,
-                    ingest=ingest,
-                    bootstrap_servers=bootstrap_servers,
-                    topic=settings.raw_topic,
-                    wave=wave,
-                    sent=sent,
-                )
+    async with running_system(bootstrap_servers, tmp_path) as system:
+        settings, ingest, prometheus_port = system.settings, system.ingest, free_port()
+        prometheus = f"http://127.0.0.1:{prometheus_port}"
+        config = prometheus_config(
+            tmp_path / "prometheus.yml", ingest_port=system.ingest_port, worker_port=settings.web_port
+        )
+        prometheus_argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ]
+        with service("prometheus", prometheus_argv, dict(os.environ), tmp_path / "prometheus.log") as p:
+            services: list[Service] = [*system.services, p]
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                await wait_for_status(session, f"{prometheus}/-/ready", 200, services)
+                await wait_for_first_scrape(session, prometheus, services)
+                for wave in range(1, WAVES + 1):
+                    if wave > 1:
+                        await asyncio.sleep(WAVE_PAUSE_S)
+                    sent = tmp_path / f"sent-{wave}.jsonl"
+                    await load(
+                        session,
+                        ingest=ingest,
+                        bootstrap_servers=bootstrap_servers,
+                        topic=settings.raw_topic,
+                        wave=wave,
+                        sent=sent,
+                    )
 
-            missing = checked
-            deadline = time.monotonic() + DATA_S
-            while missing and time.monotonic() < deadline:
-                for running in services:
-                    running.check_alive()
-                await asyncio.sleep(1)
-                missing = await without_data(session, prometheus, checked)
-            assert missing == {}, "no data:\n" + "\n".join(f"  {where}: {expr}" for where, expr in missing.items())
+                missing = checked
+                deadline = time.monotonic() + DATA_S
+                while missing and time.monotonic() < deadline:
+                    for running in services:
+                        running.check_alive()
+                    await asyncio.sleep(1)
+                    missing = await without_data(session, prometheus, checked)
+                assert missing == {}, "no data:\n" + "\n".join(f"  {where}: {expr}" for where, expr in missing.items())
 
-            picture = render(prometheus, tmp_path / "dashboard.png", start=began)
-            assert picture.stat().st_size > 30_000
-            if os.environ.get("DASHBOARD_PNG"):
-                render(prometheus, REPO / os.environ["DASHBOARD_PNG"], start=began)
+                picture = render(prometheus, tmp_path / "dashboard.png", start=began)
+                assert picture.stat().st_size > 30_000
+                if os.environ.get("DASHBOARD_PNG"):
+                    render(prometheus, REPO / os.environ["DASHBOARD_PNG"], start=began)
