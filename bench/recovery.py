@@ -45,6 +45,8 @@ RUN_BEFORE_KILL_S = 5.0
 #: Seconds a restart gets to answer, and to process the new callback.
 READY_BUDGET_S = 240.0
 FIRST_EVENT_BUDGET_S = 240.0
+#: How long after the restart's first event its ticks are counted (filling the view of 100,000 takes a few seconds).
+TICKS_WINDOW_S = 10.0
 #: A quick run's session timeout: the broker's floor (group.min.session.timeout.ms).
 QUICK_SESSION_TIMEOUT_S = 6.0
 #: The target of a RocksDB worker's restart, to ready and to its first processed event (s).
@@ -69,6 +71,9 @@ class Restart:
     instance_id: str = ""
     before: tuple[int, list[int]] | None = None
     after: tuple[int, list[int]] | None = None
+    #: Ticks the restarted worker sent from its launch to TICKS_WINDOW_S after its first event (the local view is
+    #: filled from the table, so only the due ones: it used to send one per open recording).
+    ticks_after_restart: int | None = None
 
 
 def run(ctx: Context) -> BenchResult:
@@ -131,6 +136,7 @@ async def _crash_and_restart(ctx: Context, held: Held, starts: Starts) -> Restar
     sid, follow_up = starts.sids[0], starts.follow_ups[0]
     partition = population.partition_of(sid, settings.partitions)
     since = await population.end_of(ctx.broker, settings.state_topic, partition)
+    ticks_before = await population.total_records(ctx.broker, settings.ticks_topic)
     launched = time.time()
     with _worker(ctx, settings, "restart") as restarted:  # the same instance id, port and data dir
         await brokerio.publish(ctx.broker, settings.raw_topic, [follow_up])
@@ -138,11 +144,15 @@ async def _crash_and_restart(ctx: Context, held: Held, starts: Starts) -> Restar
         after = await membership(settings.web_port)
         applied_ms = await _applied(ctx, settings, restarted, TopicPartition(settings.state_topic, partition), since)
         first_event_s = applied_ms / 1000 - launched
-        restarted.process.kill()  # measured; its clean stop in the middle of the restart's tick storm takes long
+        await asyncio.sleep(TICKS_WINDOW_S)  # its local view is filled from the table by then
+        restarted.check_alive()
+        ticks = await population.total_records(ctx.broker, settings.ticks_topic) - ticks_before
+        restarted.process.kill()  # measured: no need for a clean stop
     facts = log_facts(restarted.log)
     log(
         f"recovery: {name}: restart ready in {ready_s:.1f}s, first event in {first_event_s:.1f}s; {facts}; "
-        f"(generation, partitions) before the kill {before}, after the restart {after}"
+        f"(generation, partitions) before the kill {before}, after the restart {after}; {ticks} ticks sent by "
+        f"{TICKS_WINDOW_S:.0f}s after the first event"
     )
     return Restart(
         settings.store,
@@ -155,6 +165,7 @@ async def _crash_and_restart(ctx: Context, held: Held, starts: Starts) -> Restar
         instance_id,
         before,
         after,
+        ticks,
     )
 
 
@@ -332,4 +343,5 @@ def _run_json(restart: Restart) -> dict[str, Any]:
         "generation_after_restart": restart.after[0] if restart.after else None,
         "partitions_before_kill": restart.before[1] if restart.before else None,
         "partitions_after_restart": restart.after[1] if restart.after else None,
+        "ticks_after_restart": restart.ticks_after_restart,
     }
