@@ -104,6 +104,7 @@ def create_app(
             "dlq": settings.dlq_topic,
         },
         note=local.note,
+        stale=local.clear,  # read again what is ours
         generation=lambda: app.consumer_generation_id,
         crash=app.crash,
         max_records=settings.batch_max_records,
@@ -126,19 +127,20 @@ def create_app(
         await batches.close()
 
     def known(key: bytes) -> Known | None:
-        """Return what the table says of a local recording (None if it holds none)."""
-        stored = recordings.get(key)
+        """Return what is stored of a local recording (None if nothing is)."""
+        stored = batches.stored(key)
         return None if stored is None else pipeline.known(stored)
 
     def local_keys() -> list[bytes]:
-        """Return the table's sids of the partitions this worker owns (a memory store keeps the others')."""
+        """Return the stored sids of the partitions this worker owns (a memory store keeps the others')."""
         mine, every = set(owned()), list(range(settings.partitions))
-        return [key for key in recordings if partition_for(key, every, every) in mine]
+        stored = {*recordings, *batches.in_flight.keys()}
+        return [key for key in stored if partition_for(key, every, every) in mine]
 
     @app.timer(settings.tick_interval_s)  # type: ignore[untyped-decorator]  # faust's timer decorator is untyped
     async def send_ticks() -> None:
         if not local.complete and ready():  # assigned and recovered: a tick only when one is due, never one each
-            await local.fill(local_keys(), known, newer=batches.in_flight)
+            await local.fill(local_keys(), known)
         now_ms = clock_ms()
         for key in local.due(now_ms):
             await ticks.send(key=key, value=b"")

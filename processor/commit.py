@@ -110,6 +110,8 @@ class Committer(Generic[R]):
         fold: folds one record into a batch (the pipeline's call for its topic, and its metrics).
         open_outputs: where the next batch's outputs go (the producer may change between batches).
         note: told each changed recording of a batch as it closes (the local view of the query API).
+        stale: told when a batch opened before a `forget` closes: its recordings are not noted (they may be of
+            partitions no longer ours), so what the local view knows must be read again.
         generation: the consumer group's generation: a change means a rebalance, whether signalled or not.
         crash: stops the worker after a failed step.
     """
@@ -123,6 +125,7 @@ class Committer(Generic[R]):
         open_outputs: Callable[[], Awaitable[Outputs]],
         topics: Mapping[Role, str],
         note: Callable[[bytes, Written], None],
+        stale: Callable[[], None],
         generation: Callable[[], int],
         crash: Callable[[BaseException], Awaitable[object]],
         max_records: int,
@@ -132,6 +135,7 @@ class Committer(Generic[R]):
     ) -> None:
         self.pipeline, self.table, self.fold, self.open_outputs = pipeline, table, fold, open_outputs
         self.topics, self.note, self.generation, self.crash = topics, note, generation, crash
+        self.stale = stale
         self.max_records, self.cache_recordings, self.cache_idle_ms = max_records, cache_recordings, cache_idle_ms
         self.clock_ms = clock_ms
         #: Live recordings by table key, each what the table holds or will once the batches in flight end.
@@ -171,6 +175,11 @@ class Committer(Generic[R]):
             await self._close()
             self._trim()
 
+    def stored(self, key: bytes) -> bytes | None:
+        """Return the newest value of `key`: the table's once the batches in flight have ended (None: none)."""
+        write = self.in_flight.get(key)
+        return write.stored if write is not None else self.table.get(key)
+
     def snapshot(self, key: bytes) -> bytes | None:
         """Return the recording's newest snapshot sent to the state topic, None if it is unknown or forgotten."""
         write = self.in_flight.get(key)
@@ -194,6 +203,7 @@ class Committer(Generic[R]):
         writes = opened.batch.writes()
         if self.epoch != opened.epoch:  # forgotten meanwhile: what it cached may be of a partition no longer ours
             self.forget()
+            self.stale()
         else:  # the query API lists what the state topic is about to show (else the view is filled from the table)
             for write in writes:
                 self.note(write.key, opened.batch.changed[write.key])

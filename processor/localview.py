@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Sequence
 from typing import assert_never
 
 from processor.pipeline import Applied, Forgotten, Known, Ticked, Written
@@ -50,21 +50,19 @@ class LocalView:
             case _:
                 assert_never(result)
 
-    async def fill(
-        self, keys: Sequence[bytes], read: Callable[[bytes], Known | None], *, newer: Container[bytes] = ()
-    ) -> None:
-        """Learn what the table says of `keys` (every local recording), a chunk at a time, then be `complete`.
+    async def fill(self, keys: Sequence[bytes], read: Callable[[bytes], Known | None]) -> None:
+        """Learn what is stored of `keys` (every local recording), a chunk at a time, then be `complete`.
 
-        Skips the keys noted since the assignment (a record told newer news) and those in `newer` (changed by a
-        batch that has not reached the table yet). Records are processed between chunks; an assignment meanwhile
-        stops it (the caller starts again).
+        `read` answers the newest stored value (a batch's that has not reached the table yet, else the table's).
+        Skips the keys noted since the assignment: a record told newer news. Records are processed between chunks;
+        an assignment meanwhile stops it (the caller starts again).
         """
         epoch, started = self.epoch, time.perf_counter()
         for first in range(0, len(keys), FILL_CHUNK):
             if self.epoch != epoch:
                 return
             for key in keys[first : first + FILL_CHUNK]:
-                if key not in self.status and key not in newer:
+                if key not in self.status:
                     known = read(key)
                     if known is not None:  # forgotten meanwhile
                         self._remember(key, known)

@@ -237,6 +237,10 @@ class InFlight:
         """Return the newest write of `key` not in the table yet, if any."""
         return self._writes.get(key)
 
+    def keys(self) -> list[bytes]:
+        """Return the keys whose newest write has not reached the table yet."""
+        return list(self._writes)
+
     def __contains__(self, key: object) -> bool:
         return key in self._writes
 

@@ -109,6 +109,7 @@ class World:
         self.consumer = Consumer(self.journal)
         self.outputs: list[Outputs] = []
         self.noted: dict[bytes, Written] = {}
+        self.stale = 0
         self.crashed: list[BaseException] = []
         self.generation = 1
         self.committer: Committer[Record] = Committer(
@@ -118,6 +119,7 @@ class World:
             open_outputs=self._open,
             topics=TOPICS,
             note=self.noted.__setitem__,
+            stale=self._stale,
             generation=lambda: self.generation,
             crash=self._crash,
             max_records=max_records,
@@ -125,6 +127,9 @@ class World:
             cache_idle_ms=3_600_000,
             clock_ms=lambda: T0,
         )
+
+    def _stale(self) -> None:
+        self.stale += 1
 
     async def _open(self) -> Outputs:
         self.outputs.append(Outputs(self.journal))
@@ -230,12 +235,12 @@ async def test_the_snapshot_in_flight_is_the_newest_sent_until_the_table_holds_i
     assert world.committer.snapshot(b"unknown") is None
 
 
-async def test_a_batch_closed_after_a_forget_drops_its_cache_and_notes_nothing():
+async def test_a_batch_closed_after_a_forget_drops_its_cache_notes_nothing_and_says_the_view_is_stale():
     world = World()
     await world.committer.add(world.consumer, record(0, 40, 0))
     world.committer.forget()  # a rebalance while the batch was open
     await world.committer.close()
-    assert (world.committer.cache, world.noted) == ({}, {})
+    assert (world.committer.cache, world.noted, world.stale) == ({}, {}, 1)
     await world.batch(record(1, 40, 0, sid="s2"))
     assert list(world.committer.cache) == [b"s2"]
     assert list(world.noted) == [b"s2"]
@@ -265,3 +270,17 @@ async def test_an_output_that_cannot_be_queued_at_once_is_sent_waiting():
     await world.committer.add(world.consumer, record(1, 40, 0, sid="s2"))
     assert ("waited", "events") in world.journal
     assert len(world.outputs[-1].records) == 2
+
+
+async def test_the_stored_value_of_a_recording_is_its_batchs_until_that_batch_is_in_the_table():
+    world = World()
+    first = await world.batch(record(0, 40, 0))
+    first.acknowledge()
+    await world.ended()
+    second = await world.batch(record(1, 33, 1, {"progress": 1}))
+    assert world.committer.stored(b"s1") != world.table.values[b"s1"]  # the newer one, not yet in the table
+    assert PIPELINE.describe(world.committer.stored(b"s1") or b"") == world.committer.snapshot(b"s1")
+    second.acknowledge()
+    await world.ended()
+    assert world.committer.stored(b"s1") == world.table.values[b"s1"]
+    assert world.committer.stored(b"unknown") is None
