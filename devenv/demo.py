@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+import orjson
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,7 +28,15 @@ from processor.simulation import SessionShape, random_shape
 #: Exit code when `make run` is not up (or refuses our signature): nothing was sent.
 NOT_RUNNING = 2
 #: The console's address check (spec: "What real senders do"): verified, answered 200, never published.
-ADDRESS_CHECK = b'{"noticeId":"demo-probe","productId":3,"eventType":1,"notifyMs":0,"payload":{"cname":"test_webhook","uid":"12121212","sid":"","sequence":0,"sendts":0,"details":{}}}'  # noqa: E501
+ADDRESS_CHECK = orjson.dumps(
+    {
+        "noticeId": "demo-probe",
+        "productId": 3,
+        "eventType": 1,
+        "notifyMs": 0,
+        "payload": {"cname": "test_webhook", "uid": "12121212", "sid": "", "sequence": 0, "sendts": 0, "details": {}},
+    }
+)
 #: Below the gap timeout, so a shuffled (not dropped) callback arrives before its hole is skipped, live and in the
 #: replay alike (see tests/e2e/test_live_equals_replay.py).
 JITTER_MS = 800

@@ -149,18 +149,7 @@ class Pipeline:
         outgoing = self._derived(merged.derived, key)
         if verdict != "keep":
             return Forgotten(key, merged, outgoing)
-        buffer = tracked.buffer
-        deadline_ms = next_deadline_ms(tracked, self.retention)
-        return Ticked(
-            key,
-            tracked,
-            merged,
-            outgoing,
-            deadline_ms,
-            buffer.buffered(),
-            tracked.recording.status,
-            buffer.last_offer_ms,
-        )
+        return Ticked(key, tracked, merged, outgoing, *self._known(tracked))
 
     def load(self, stored: bytes | None) -> Tracked | None:
         """Return the recording a table value holds (None for none)."""
@@ -168,10 +157,13 @@ class Pipeline:
 
     def known(self, stored: bytes) -> Known:
         """Return when a stored recording needs its next tick, and its depth, status and last delivery."""
-        tracked = load(stored, self.reorder)
+        return self._known(load(stored, self.reorder))
+
+    def _known(self, tracked: Tracked) -> Known:
         buffer = tracked.buffer
-        deadline_ms = next_deadline_ms(tracked, self.retention)
-        return Known(deadline_ms, buffer.buffered(), tracked.recording.status, buffer.last_offer_ms)
+        return Known(
+            next_deadline_ms(tracked, self.retention), buffer.buffered(), tracked.recording.status, buffer.last_offer_ms
+        )
 
     def describe(self, stored: bytes) -> bytes:
         """Return the RecordingState JSON of a stored recording (what the state topic and the query API show)."""
