@@ -32,19 +32,35 @@ pytestmark = pytest.mark.kafka
 SESSION_TIMEOUT_S = 20
 
 
-async def membership(worker: Worker) -> tuple[int, list[int]]:
-    """Return the worker's group generation and the raw partitions it owns (from /readyz, which must be 200)."""
+async def membership_once_ready(worker: Worker) -> tuple[int, list[int]] | None:
+    """Return the worker's group generation and the raw partitions it owns, from /readyz; None while that answers 503
+    (its partitions are still being assigned or recovered)."""
     status, body = await asyncio.to_thread(get, f"{worker.url}/readyz")
+    if status == 503:
+        return None
     assert status == 200, body
     answer = json.loads(body)
     return answer["generation"], answer["partitions"]
 
 
+async def membership(worker: Worker) -> tuple[int, list[int]]:
+    """Return the worker's group generation and the raw partitions it owns; /readyz must be 200."""
+    answer = await membership_once_ready(worker)
+    assert answer is not None, f"{worker.url}/readyz answered 503"
+    return answer
+
+
 async def settled(*workers: Worker) -> list[tuple[int, list[int]]]:
-    """Wait until the workers share one generation and own the three partitions between them (bounded)."""
+    """Wait until the workers are ready, share one generation and own the three partitions between them (bounded).
+
+    A worker joining the group makes the others rebalance: until it is over, their /readyz answers 503."""
     async with asyncio.timeout(60):
         while True:
-            seen = [await membership(worker) for worker in workers]
+            answers = [await membership_once_ready(worker) for worker in workers]
+            seen = [answer for answer in answers if answer is not None]
+            if len(seen) < len(workers):
+                await asyncio.sleep(0.2)
+                continue
             owned = sorted(partition for _, partitions in seen for partition in partitions)
             if len({generation for generation, _ in seen}) == 1 and owned == [0, 1, 2]:
                 return seen
