@@ -5,6 +5,13 @@ pure-Python murmur2 partitioner); appending to a batch builder costs one C call.
 producer's own accumulator and sender (acks=all, idempotent sequence numbers, retries; the sender keeps one batch
 in flight per partition, so order within a partition holds). The ingest waits for each record's batch, the worker
 for all of its outputs' batches.
+
+The sender has one produce request in flight per broker, and puts in it every batch it holds for that broker. So
+batches are handed over as the sender would drain them: none while one of ours is in flight to the partition's
+leader, all of them once that broker has answered every one. Handed over as each batch's own acknowledgement
+came, they would reach the sender after it had already sent the next request (the acknowledgement reaches us a
+few event-loop turns after it): measured on the ingest's benchmark, 19 records per produce request instead of
+the 32 of `AIOKafkaProducer.send`, and a third more of the broker's CPU per record.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -31,7 +38,7 @@ Headers = Sequence[tuple[str, bytes]]
 class _Lane:
     """One topic partition's records: the batch being filled, full batches waiting, and whether one is in flight."""
 
-    __slots__ = ("acked", "builder", "full", "in_flight", "since", "tp")
+    __slots__ = ("acked", "builder", "full", "in_flight", "node", "since", "tp")
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -42,6 +49,8 @@ class _Lane:
         self.since = 0.0
         self.full: deque[tuple[Any, asyncio.Future[None]]] = deque()
         self.in_flight = False
+        #: The leader its batch in flight went to (a broker's node id; None or -1 while unknown).
+        self.node: int | None = None
 
     def has_records(self) -> bool:
         return bool(self.full) or self.builder is not None
@@ -59,9 +68,10 @@ class PartitionBatches:
     """Append records to per-partition batches of any topic; send them with `send_batch` after `linger_s`.
 
     As in the producer, a partition has at most one batch in flight, the next one fills up until the broker
-    answers, and a record waits at most `linger_s` for others to join it before its batch is handed over. Due
-    batches are handed over together, so that the sender puts them in one request. `add` returns the future of the
-    record's batch, set once the broker acknowledged the batch (or failed it): the records of one batch share it.
+    answers, and a record waits at most `linger_s` for others to join it before its batch is handed over. While a
+    broker has a batch of ours in flight, the batches of every partition it leads fill up; once it answered them
+    all, they are handed over together, so that the sender puts them in one request. `add` returns the future of
+    the record's batch, set once the broker acknowledged the batch (or failed it): the records of one batch share it.
     """
 
     def __init__(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
@@ -76,7 +86,13 @@ class PartitionBatches:
         self._submitting: asyncio.Task[None] | None = None
         #: Acknowledgements of the batches handed to the producer and not yet answered.
         self._in_flight: set[asyncio.Future[None]] = set()
+        #: How many of those each broker (node id) has: its partitions' batches wait until it has none.
+        self._busy: Counter[int | None] = Counter()
         self._loop = asyncio.get_running_loop()
+        #: Each topic's partitions as the default partitioner is handed them, until the metadata changes: the
+        #: cluster builds a new set on every call.
+        self._partitions: dict[str, list[int]] = {}
+        producer.client.cluster.add_listener(lambda _: self._partitions.clear())
 
     def add(self, topic: str, key: bytes, value: bytes | None, headers: Headers) -> asyncio.Future[None] | None:
         """Append a record to its partition's batch (keyed as the default partitioner would); return its batch's
@@ -86,7 +102,7 @@ class PartitionBatches:
         Raises:
             KafkaError: the record is too large to be sent.
         """
-        partitions = self.producer.client.cluster.partitions_for_topic(topic)
+        partitions = self._partitions.get(topic) or self._partitions_of(topic)
         if not partitions:
             return None
         size = len(key) + (len(value) if value is not None else 0)
@@ -95,8 +111,7 @@ class PartitionBatches:
         ):
             raise MessageSizeTooLargeError(f"the record is larger than {MAX_REQUEST_BYTES} bytes")
         listed = list(headers) if headers else []  # the builder takes a list only
-        # The default partitioner's arguments, as AIOKafkaProducer._partition hands them (every key has one).
-        partition = partition_for(key, list(partitions), ())
+        partition = partition_for(key, partitions, ())  # every key has one: no need of the available partitions
         lane = self._lanes.get((topic, partition))
         if lane is None:
             lane = self._lanes[topic, partition] = _Lane(TopicPartition(topic, partition))
@@ -107,7 +122,7 @@ class PartitionBatches:
             lane.builder, lane.acked = self.producer.create_batch(), self._loop.create_future()
             lane.builder.append(timestamp=None, key=key, value=value, headers=listed)  # the first always fits
             lane.since = self._loop.time()
-            if not lane.in_flight:
+            if not lane.in_flight and not self._leader_busy(lane):
                 if lane.full:  # a full batch has nothing to wait for
                     self._make_due(lane)
                 elif lane not in self._due:
@@ -117,6 +132,14 @@ class PartitionBatches:
     async def wait_for_topic(self, topic: str) -> None:
         """Wait until the producer knows the topic's partitions (raise KafkaError if it does not exist)."""
         await self.producer.partitions_for(topic)
+
+    def _partitions_of(self, topic: str) -> list[int]:
+        """Return the topic's partitions in the order AIOKafkaProducer._partition lists them (empty if unknown)."""
+        known = self.producer.client.cluster.partitions_for_topic(topic)
+        if not known:
+            return []
+        listed = self._partitions[topic] = list(known)
+        return listed
 
     async def flush(self) -> None:
         """Send every batch now and wait until each is acknowledged or failed."""
@@ -158,7 +181,7 @@ class PartitionBatches:
         # would each make a request of their own. A record never waits longer than `linger_s`; some wait less.
         self._linger = None
         for lane in list(self._lingering):
-            if lane.in_flight or not lane.has_records():
+            if lane.in_flight or not lane.has_records() or self._leader_busy(lane):  # a leader's answer sends it
                 self._lingering.discard(lane)
             else:
                 self._make_due(lane)
@@ -184,6 +207,8 @@ class PartitionBatches:
     async def _send(self, lane: _Lane, builder: Any, acked: asyncio.Future[None]) -> None:
         builder.close()  # it has lingered here: the producer must not make it linger again
         lane.in_flight = True
+        lane.node = self._leader(lane)
+        self._busy[lane.node] += 1
         self._in_flight.add(acked)
         try:
             # Returns at once: the producer holds no batch of this partition (ours was acknowledged, or failed)
@@ -211,7 +236,28 @@ class PartitionBatches:
             else:
                 acked.set_exception(copy.copy(error))
         lane.in_flight = False
-        if lane.full or (lane.builder is not None and lane.since + self._linger_s <= self._loop.time()):
+        busy = self._busy
+        busy[lane.node] -= 1
+        if busy[lane.node] == 0:
+            del busy[lane.node]
+            self._release()
+        elif lane.has_records() and not self._leader_busy(lane):  # its leader moved to a broker that is free
             self._make_due(lane)
-        elif lane.builder is not None:
-            self._linger_until_due(lane)  # as aiokafka does: a batch lingers from its creation, even after a send
+
+    def _release(self) -> None:
+        """Hand over, together, the batches of every partition whose leader has none of ours in flight.
+
+        They all go now, however long they have lingered: the sender would otherwise send the oldest in a request
+        of their own, and the others one answer later.
+        """
+        for lane in self._lanes.values():
+            if not lane.in_flight and lane.has_records() and not self._leader_busy(lane):
+                self._make_due(lane)
+
+    def _leader(self, lane: _Lane) -> int | None:
+        leader: int | None = self.producer.client.cluster.leader_for_partition(lane.tp)
+        return leader
+
+    def _leader_busy(self, lane: _Lane) -> bool:
+        """Return whether the partition's leader has a batch of ours in flight (its answer will hand this one over)."""
+        return self._leader(lane) in self._busy

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -17,11 +19,20 @@ from tests.ingest_support import wait_until
 TOPIC = "raw"
 PARTITIONS = {0, 1, 2, 3, 4, 5}
 KEY = b"sid-1"
-OTHER_KEY = next(  # a key of another partition than KEY's
-    b"sid-%d" % n
-    for n in range(2, 100)
-    if DefaultPartitioner()(b"sid-%d" % n, sorted(PARTITIONS), []) != DefaultPartitioner()(KEY, sorted(PARTITIONS), [])
-)
+
+
+def partition_of(key: bytes) -> int:
+    return int(DefaultPartitioner()(key, list(PARTITIONS), []))
+
+
+#: Keys of two other partitions than KEY's, one each.
+OTHER_KEY, THIRD_KEY = list(
+    {
+        partition_of(key): key
+        for key in (b"sid-%d" % n for n in range(2, 100))
+        if partition_of(key) != partition_of(KEY)
+    }.values()
+)[:2]
 
 
 class Sent:
@@ -36,9 +47,24 @@ class Sent:
 class _Cluster:
     def __init__(self) -> None:
         self.partitions: set[int] | None = set(PARTITIONS)
+        #: Each partition's leader (a broker's node id); broker 1 leads those not listed.
+        self.leaders: dict[int, int] = {}
+        self.listeners: list[Callable[[_Cluster], None]] = []
+
+    def add_listener(self, listener: Callable[[_Cluster], None]) -> None:
+        self.listeners.append(listener)
+
+    def update(self, partitions: set[int] | None) -> None:
+        """Take new metadata, as a refresh would, and tell the listeners."""
+        self.partitions = partitions
+        for listener in self.listeners:
+            listener(self)
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:
         return self.partitions if topic == TOPIC else None
+
+    def leader_for_partition(self, tp: TopicPartition) -> int | None:
+        return self.leaders.get(tp.partition, 1) if tp.topic == TOPIC else None
 
 
 class _Client:
@@ -65,12 +91,8 @@ class FakeProducer:
         return sent.ack
 
     async def partitions_for(self, topic: str) -> set[int]:
-        self.client.cluster.partitions = set(PARTITIONS)
+        self.client.cluster.update(set(PARTITIONS))
         return PARTITIONS
-
-
-def partition_of(key: bytes) -> int:
-    return int(DefaultPartitioner()(key, list(PARTITIONS), []))
 
 
 async def settle() -> None:
@@ -147,28 +169,78 @@ async def test_a_full_batch_is_sent_at_once_and_the_record_that_did_not_fit_star
     assert len(producer.sent) == 1  # without waiting for the (hour-long) linger
     producer.sent[0].ack.set_result(None)
     await settle()
-    producer.sent[1].ack.set_result(None)
-    await settle()
     assert [[r[1][:1] for r in s.records] for s in producer.sent] == [[b"0", b"1"], [b"2", b"3"]]
-    assert [w.done() for w in waiters] == [True] * 4 + [False]
+    assert [w.done() for w in waiters] == [True] * 2 + [False] * 3
 
 
-async def test_after_an_acknowledgement_the_next_batch_still_lingers_from_its_first_record(
+async def test_what_filled_while_its_broker_was_busy_goes_once_the_broker_answered_however_young(
     producer: FakeProducer,
 ) -> None:
-    producer.batch_size = 400  # room for two of these records
+    producer.batch_size = 400  # room for two of these records: the first batch goes full, at once
     batches = Batches(producer, TOPIC, linger_s=3600)  # the double (aiokafka is untyped)
-    for n in range(3):
-        add(batches, value=b"%d" % n + b"x" * 99)
+    waiters = [add(batches, value=b"%d" % n + b"x" * 99) for n in range(3)]
     await settle()
+    assert len(producer.sent) == 1
     producer.sent[0].ack.set_result(None)
     await settle()
-    assert len(producer.sent) == 1  # as aiokafka's accumulator: not sent before its linger ends
-    flushing = asyncio.create_task(batches.flush())
-    await settle()
+    # The third record's batch was started during the flight, with an hour of linger ahead: the broker is free,
+    # and waiting would only make it a request of its own.
     assert [r[1][:1] for r in producer.sent[1].records] == [b"2"]
     producer.sent[1].ack.set_result(None)
-    await asyncio.wait_for(flushing, 5)
+    await settle()
+    assert all(waiter.done() for waiter in waiters)
+
+
+async def test_while_a_broker_has_a_batch_in_flight_its_other_partitions_wait_then_go_together(
+    batches: Batches, producer: FakeProducer
+) -> None:
+    first = add(batches, KEY)
+    await settle()
+    waiting = [add(batches, OTHER_KEY), add(batches, THIRD_KEY)]
+    await settle()
+    assert len(producer.sent) == 1  # the sender would hold them until the broker answers: here they fill up
+    waiting += [add(batches, OTHER_KEY), add(batches, THIRD_KEY)]
+    producer.sent[0].ack.set_result(None)
+    await settle()
+    assert first.done()
+    assert sorted((s.partition, len(s.records)) for s in producer.sent[1:]) == sorted(
+        [(partition_of(OTHER_KEY), 2), (partition_of(THIRD_KEY), 2)]
+    )
+    for sent in producer.sent[1:]:
+        sent.ack.set_result(None)
+    await settle()
+    assert all(waiter.done() for waiter in waiting)
+
+
+async def test_a_partition_led_by_another_broker_does_not_wait_for_a_busy_one(
+    batches: Batches, producer: FakeProducer
+) -> None:
+    producer.client.cluster.leaders[partition_of(OTHER_KEY)] = 2
+    add(batches, KEY)
+    await settle()
+    add(batches, OTHER_KEY)
+    add(batches, THIRD_KEY)  # led by the busy broker, as KEY
+    await settle()
+    assert sorted(s.partition for s in producer.sent) == sorted([partition_of(KEY), partition_of(OTHER_KEY)])
+
+
+async def test_a_batch_waiting_for_a_busy_broker_goes_to_its_partitions_new_leader_once_one_answers(
+    batches: Batches, producer: FakeProducer
+) -> None:
+    producer.client.cluster.leaders[partition_of(OTHER_KEY)] = 2
+    add(batches, KEY)
+    add(batches, OTHER_KEY)
+    await settle()
+    add(batches, THIRD_KEY)  # waits for broker 1
+    await settle()
+    producer.client.cluster.leaders[partition_of(THIRD_KEY)] = 2  # its leader moved to broker 2, which is busy too
+    to = {sent.partition: sent for sent in producer.sent}
+    to[partition_of(KEY)].ack.set_result(None)  # broker 1 is free, but THIRD_KEY's partition is no longer its
+    await settle()
+    assert len(producer.sent) == 2
+    to[partition_of(OTHER_KEY)].ack.set_result(None)  # broker 2 answered
+    await settle()
+    assert [s.partition for s in producer.sent[2:]] == [partition_of(THIRD_KEY)]
 
 
 async def test_a_new_batch_lingers_before_it_is_sent(producer: FakeProducer) -> None:
@@ -225,7 +297,7 @@ async def test_a_record_too_large_for_a_request_is_refused_at_once(batches: Batc
 async def test_while_the_topic_is_unknown_nothing_is_added_until_its_partitions_are(
     batches: Batches, producer: FakeProducer
 ) -> None:
-    producer.client.cluster.partitions = None
+    producer.client.cluster.update(None)
     assert batches.add(KEY, b"{}", []) is None
     await batches.wait_for_topic()
     assert batches.add(KEY, b"{}", []) is not None
@@ -253,3 +325,17 @@ async def test_a_lingering_batch_is_sent_once_its_linger_ends(producer: FakeProd
 
     await wait_until(sent, timeout_s=5, every_s=0.005)
     assert len(producer.sent[0].records) == 1
+
+
+async def test_once_the_metadata_says_the_topic_gained_partitions_records_are_spread_over_all_of_them(
+    batches: Batches, producer: FakeProducer
+) -> None:
+    grown = list(range(9))
+    assert DefaultPartitioner()(KEY, grown, []) != partition_of(KEY)  # a key that moves
+    add(batches, KEY)
+    await settle()
+    producer.sent[0].ack.set_result(None)
+    producer.client.cluster.update(set(grown))
+    add(batches, KEY)
+    await settle()
+    assert [sent.partition for sent in producer.sent] == [partition_of(KEY), DefaultPartitioner()(KEY, grown, [])]
