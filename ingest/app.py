@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -19,7 +20,6 @@ from ingest.signature import SCHEMES
 
 log = logging.getLogger(__name__)
 
-CALLBACK_PATH = "/v1/callbacks/{provider:" + "|".join(PROVIDERS) + "}"
 #: After answering before the body was read whole (408, 413), read and drop what the client still sends for at
 #: most this long, so that it sees the answer rather than a reset; then close (aiohttp's default is 10 s).
 DISCARD_AFTER_REFUSAL_S = 1.0
@@ -64,7 +64,6 @@ def init_app(
     """Build the ingest application; the publisher defaults to Kafka as configured."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[handlers.observe],
         handler_args={
             # Counted from a connection's opening or its previous answer: bounds slow request heads (slowloris).
             "keepalive_timeout": settings.header_timeout_s,
@@ -88,13 +87,34 @@ def init_app(
     _warn_about_unsigned(app[INGEST])
     app.cleanup_ctx.append(publisher_lifecycle)
     app.on_shutdown.append(begin_draining)
-    app.router.add_post(CALLBACK_PATH, handlers.post_callback)
-    app.router.add_get(CALLBACK_PATH, handlers.probe_callback)  # HEAD too (aiohttp adds it)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
-    app.router.add_get("/metrics", handlers.metrics)
-    app.router.add_get(openapi.PATH, handlers.openapi)
+    add_routes(app.router, app[INGEST])
     return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(router: web.UrlDispatcher, ingest: Ingest) -> None:
+    """Route every path the ingest serves, each with a JSON 405 for the other methods; any other path is a 404.
+
+    A route for any method (`*`) must come after the path's other routes: aiohttp takes the first that matches.
+    """
+    for provider in ingest.providers.values():
+        # One plain route per provider, looked up in a dict: a path parameter costs a regular expression a request.
+        path = openapi.CALLBACK_PATH_TEMPLATE.format(provider=provider.name)
+        router.add_post(path, functools.partial(handlers.post_callback, provider=provider))
+        router.add_get(path, functools.partial(handlers.probe_callback, provider=provider))  # HEAD too
+        router.add_route("*", path, functools.partial(handlers.refuse_method, provider=provider.name))
+    served: dict[str, Handler] = {
+        "/healthz": handlers.healthz,
+        "/readyz": handlers.readyz,
+        "/metrics": handlers.metrics,
+        openapi.PATH: handlers.openapi,
+    }
+    for path, handler in served.items():
+        router.add_get(path, handler)  # HEAD too
+        router.add_route("*", path, handlers.refuse_method)
+    router.add_route("*", "/{path:.*}", handlers.refuse_path)  # tried last: aiohttp looks plain paths up first
 
 
 def _warn_about_unsigned(ingest: Ingest) -> None:

@@ -141,6 +141,8 @@ def _ignore(_: str) -> None:
 
 def _integer(value: object) -> int | None:
     """Return the integer a JSON number stands for (40, or 40.0 as JSON Schema reads it) within the safe range."""
+    if type(value) is int:  # the usual case, answered without the calls below (a bool's type is bool)
+        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if _is_int(value) and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
@@ -160,6 +162,8 @@ def _notice_id(body: dict[str, Any]) -> str | None:
     # Legacy bodies (before 2019-08) carry `notificationId` instead of `noticeId` (spec: field drift).
     for name in ("noticeId", "notificationId"):
         value = body.get(name)
+        if type(value) is str:  # the usual case, without the checks below
+            return value
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value)
     return None

@@ -55,5 +55,9 @@ class IngestMetrics:
                 ["provider", "reason"],
                 registry=registry,
             ),
-            in_flight=Gauge("ingest_requests_in_flight", "Requests being handled.", registry=registry),
+            in_flight=Gauge(
+                "ingest_requests_in_flight",
+                "Callback POSTs being handled: read, verified, waiting for the broker's acknowledgement.",
+                registry=registry,
+            ),
         )

@@ -11,7 +11,7 @@ from schemas.callbacks import CLOUD_RECORDING_PRODUCT_ID
 from schemas.decode import MAX_DEPTH, MAX_SAFE_INTEGER
 
 PATH = "/openapi.json"
-#: The callback route as OpenAPI writes it (the app's route spells the providers out in a regex).
+#: The callback addresses as OpenAPI writes them (the app routes each provider's path on its own).
 CALLBACK_PATH_TEMPLATE = "/v1/callbacks/{provider}"
 
 Json = dict[str, Any]

@@ -133,7 +133,16 @@ class Ingest:
             log.info("console test event answered", extra={"provider": provider.name})
             return self.count(provider.name, Result(Outcome.TEST_EVENT, 200))
         record = self._record(bound, raw, callback, signature=signature, received_ms=received_ms)
-        return self.count(provider.name, await self._publish(provider, bound, record))
+        # Published here rather than in a coroutine of its own: one frame fewer to create and resume a request.
+        began = time.perf_counter()
+        try:
+            await self.publisher.publish(record)
+        except PublishFailed as exc:
+            log.error("publish failed: answering 503", extra={"provider": provider.name, "error": str(exc)})
+            return self.count(provider.name, UNAVAILABLE)
+        finally:
+            bound.publish_seconds.observe(time.perf_counter() - began)
+        return self.count(provider.name, PUBLISHED)
 
     def count(self, provider: str, result: Result) -> Result:
         """Count the request's outcome and return the result unchanged."""
@@ -192,14 +201,3 @@ class Ingest:
             headers.append(("notice-id", callback.notice_id.encode()))
         # The value is the body exactly as received: its signature stays verifiable downstream.
         return RawRecord(key=callback.sid.encode(), value=raw, headers=tuple(headers))
-
-    async def _publish(self, provider: Provider, bound: _Bound, record: RawRecord) -> Result:
-        began = time.perf_counter()
-        try:
-            await self.publisher.publish(record)
-        except PublishFailed as exc:
-            log.error("publish failed: answering 503", extra={"provider": provider.name, "error": str(exc)})
-            return UNAVAILABLE
-        finally:
-            bound.publish_seconds.observe(time.perf_counter() - began)
-        return PUBLISHED

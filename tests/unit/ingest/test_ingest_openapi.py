@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,9 +14,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from ingest.app import CALLBACK_PATH, init_app
+from ingest.app import init_app
 from ingest.callback import InvalidCallback, OtherProduct, inspect
-from ingest.openapi import document
+from ingest.openapi import CALLBACK_PATH_TEMPLATE, document
 from ingest.settings import PROVIDERS, IngestSettings
 from tests.ingest_support import AGORA_SECRET, MemoryPublisher, agora_headers, callback_body, rtc_channel_body
 
@@ -73,19 +72,32 @@ def test_the_document_is_valid_openapi_3_1() -> None:
         assert resolve(DOC, ref) is not None
 
 
-def test_the_documented_routes_are_exactly_the_routes_the_app_registers() -> None:
+def routes() -> set[tuple[str, str]]:
+    """Return the (method, path) of every route of the app; `*` are the refusals (405, and 404 elsewhere)."""
     app = init_app(SETTINGS, publisher=MemoryPublisher())
-    routed = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
-    documented = {(method, path) for method, path, _ in operations(DOC)}
-    assert documented == routed
+    return {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
 
 
-def test_the_provider_parameter_lists_exactly_the_providers_the_route_accepts() -> None:
-    (parameter,) = DOC["paths"]["/v1/callbacks/{provider}"]["parameters"]
+def test_the_documented_routes_are_exactly_the_routes_the_app_registers() -> None:
+    served = {(method, path) for method, path in routes() if method != "*"}
+    documented = {
+        (method, path.format(provider=provider))
+        for method, path, _ in operations(DOC)
+        for provider in (PROVIDERS if "{provider}" in path else [""])
+    }
+    assert documented == served
+
+
+def test_every_documented_path_refuses_the_other_methods_and_every_other_path_is_refused() -> None:
+    refused = {path for method, path in routes() if method == "*"}
+    assert refused == {path for _, path in routes() if path != "/{path}"} | {"/{path}"}
+
+
+def test_the_provider_parameter_lists_exactly_the_providers_the_app_routes() -> None:
+    (parameter,) = DOC["paths"][CALLBACK_PATH_TEMPLATE]["parameters"]
     assert parameter["schema"]["enum"] == list(PROVIDERS)
-    accepted = re.search(r"\{provider:(.*)\}", CALLBACK_PATH)
-    assert accepted is not None
-    assert set(accepted.group(1).split("|")) == set(PROVIDERS)
+    routed = {path for _, path in routes() if path.startswith("/v1/callbacks/")}
+    assert routed == {CALLBACK_PATH_TEMPLATE.format(provider=provider) for provider in PROVIDERS}
 
 
 def test_every_signature_header_the_ingest_verifies_is_a_security_scheme() -> None:
