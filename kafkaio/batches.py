@@ -9,9 +9,10 @@ for all of its outputs' batches.
 The sender has one produce request in flight per broker, and puts in it every batch it holds for that broker. So
 batches are handed over as the sender would drain them: none while one of ours is in flight to the partition's
 leader, all of them once that broker has answered every one. Handed over as each batch's own acknowledgement
-came, they would reach the sender after it had already sent the next request (the acknowledgement reaches us a
-few event-loop turns after it): measured on the ingest's benchmark, 19 records per produce request instead of
-the 32 of `AIOKafkaProducer.send`, and a third more of the broker's CPU per record.
+came, they could reach the sender after it had sent the next request without them (the acknowledgement reaches us
+a few event-loop turns after the sender wakes for the answer), and groups of partitions would take turns in the
+requests. In the ingest's `wrk -c64` benchmark the requests in flight bound the records per request: both ways
+sent about 32 per request there (docs/benchmarks.md).
 """
 
 from __future__ import annotations
