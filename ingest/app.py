@@ -114,7 +114,8 @@ def add_routes(router: web.UrlDispatcher, ingest: Ingest) -> None:
     for path, handler in served.items():
         router.add_get(path, handler)  # HEAD too
         router.add_route("*", path, handlers.refuse_method)
-    router.add_route("*", "/{path:.*}", handlers.refuse_path)  # tried last: aiohttp looks plain paths up first
+    # Any path, a newline in it too (`.` would not match one): tried last, aiohttp looks plain paths up first.
+    router.add_route("*", r"/{path:[\s\S]*}", handlers.refuse_path)
 
 
 def _warn_about_unsigned(ingest: Ingest) -> None:

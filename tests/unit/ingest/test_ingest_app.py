@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
@@ -465,7 +466,8 @@ async def test_a_compressed_body_is_taken_as_sent_never_inflated(client: Client,
     assert publisher.records == []
 
 
-async def test_an_unknown_path_is_a_json_404(client: Client) -> None:
-    response = await client.get("/v2/elsewhere")
+@pytest.mark.parametrize("path", ["/v2/elsewhere", "/", "/v1/callbacks/%0A", "/v1/callbacks/agora/%0Amore"])
+async def test_an_unknown_path_is_a_json_404(client: Client, path: str) -> None:
+    response = await client.get(yarl.URL(path, encoded=True))
     assert response.status == 404
     assert "error" in await response.json()
