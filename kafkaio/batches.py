@@ -135,7 +135,8 @@ class PartitionBatches:
         await self.producer.partitions_for(topic)
 
     def _partitions_of(self, topic: str) -> list[int]:
-        """Return the topic's partitions in the order AIOKafkaProducer._partition lists them (empty if unknown)."""
+        """Return the topic's partitions in the order AIOKafkaProducer._partition lists them (empty if unknown), and
+        remember them until the metadata changes."""
         known = self.producer.client.cluster.partitions_for_topic(topic)
         if not known:
             return []
